@@ -1,0 +1,61 @@
+import { z } from 'zod';
+
+/** `host:port` or `[v6]:port`; port 0 picks a free port (the bound one is logged). */
+export const addressSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be host:port, e.g. 127.0.0.1:9500')
+  .refine((value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65535, 'port must be at most 65535');
+
+/** A plugin id as config names it. */
+const pluginIdSchema = z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be a kebab-case plugin id');
+
+/** `{ <id>: <that plugin's config> }` for multi-slot kinds; the keys are the enabled plugins. */
+const pluginMapSchema = z.record(pluginIdSchema, z.unknown());
+
+/**
+ * The root of `wsd.yaml`. Plugin sections are validated separately, each against its own plugin's schema, once the
+ * plugin set (built-ins + `plugins` modules) is known.
+ */
+export const rootConfigSchema = z.strictObject({
+  dataDir: z
+    .string()
+    .min(1)
+    .default('./wsd-data')
+    .describe('Folder for wsd state (working area, local storage). Relative paths are relative to the config file.'),
+  workingArea: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Folder that holds the workspace folders and their state files. Default: <dataDir>/workspaces.'),
+  log: z
+    .strictObject({
+      level: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('Lowest level that is logged.'),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      address: addressSchema.default('127.0.0.1:9500').describe('Where /healthz, /readyz and /metrics are served.'),
+    })
+    .prefault({})
+    .describe('The HTTP endpoint for probes and Prometheus.'),
+  plugins: z
+    .array(z.string().min(1))
+    .default([])
+    .describe('Third-party plugin modules to load: file paths (relative to the config file) or package names.'),
+  storage: z
+    .looseObject({ plugin: pluginIdSchema.default('local').describe('The storage backend to use.') })
+    .prefault({})
+    .describe('Where backups and snapshots go. Other keys: one config section per storage plugin id.'),
+  quota: z
+    .looseObject({ plugin: pluginIdSchema.default('none').describe('The quota strategy to use.') })
+    .prefault({})
+    .describe('How workspace disk use is limited. Other keys: one config section per quota plugin id.'),
+  initializers: pluginMapSchema
+    .default({ empty: {} })
+    .describe('Enabled content initializers: plugin id → its config.'),
+  health: pluginMapSchema
+    .default({ 'working-area': {} })
+    .describe('Enabled health checks: plugin id → its config.'),
+});
+
+export type RootConfig = z.output<typeof rootConfigSchema>;

@@ -1,0 +1,56 @@
+import type { Logger } from '../observability/logger.js';
+import { createToken } from '../kernel/token.js';
+import type { StorageBackend } from '../storage/storage-backend.js';
+
+/**
+ * ContentInitializer — fills a fresh workspace folder with content: one implementation per initializer kind of the
+ * API (`empty`, `git`, `snapshot`, `backup`, `prebuild`, `composite`, `download`).
+ *
+ * - `dir` exists and is empty when `initialize` is called, and nothing outside it may be written. Paths taken from
+ *   the spec (checkout locations, file paths) are validated to stay inside `dir` (`INVALID_ARGUMENT` otherwise).
+ * - On failure the caller wipes `dir`; an initializer need not clean up after itself, but must not leave processes
+ *   running. Failures: `INVALID_ARGUMENT` (a bad spec, with `field`), `NOT_FOUND` (a snapshot or backup that does not
+ *   exist — never silently an empty folder), `PERMISSION_DENIED` (credentials refused), `FAILED_PRECONDITION`
+ *   (anything else that makes the content impossible), `UNAVAILABLE` (transient, after the initializer's own retries).
+ * - `signal` aborts the work (daemon shutdown); a client disconnect does not.
+ * - Composite kinds call others through `initializers`, never by importing them.
+ */
+export interface ContentInitializer<Spec = unknown> {
+  /** The initializer kind this handles, as named in the API's `WorkspaceInitializer.spec` oneof. */
+  readonly kind: string;
+  initialize(options: InitializeOptions<Spec>): Promise<InitializeResult>;
+}
+
+export interface InitializeOptions<Spec = unknown> {
+  spec: Spec;
+  /** Absolute path of the workspace folder. */
+  dir: string;
+  workspace: { id: string; owner: string; metaId: string };
+  storage: StorageBackend;
+  initializers: InitializerLookup;
+  signal: AbortSignal;
+  log: Logger;
+}
+
+export interface InitializerLookup {
+  /** The initializer for `kind`, or `FAILED_PRECONDITION` when no such plugin is enabled. */
+  get(kind: string): ContentInitializer;
+}
+
+/** Where the content came from; written into the ready marker and reported to the workspace manager. */
+export type ContentSource = 'from-backup' | 'from-prebuild' | 'from-other';
+
+export interface InitializeResult {
+  source: ContentSource;
+  /** One entry per initializer that ran (a composite yields its children's). */
+  stats: InitializerStats[];
+}
+
+export interface InitializerStats {
+  kind: string;
+  durationMs: number;
+  /** Bytes of content written or downloaded, when known. */
+  bytes?: number;
+}
+
+export const contentInitializerToken = createToken<ContentInitializer>('wsd.initializer.v1', { multiple: true });

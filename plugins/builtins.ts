@@ -1,0 +1,13 @@
+import type { CatalogEntry } from '../core/kernel/registry.js';
+import { workingAreaHealthPlugin } from './health/working-area/plugin.js';
+import { emptyInitializerPlugin } from './initializer/empty/plugin.js';
+import { noneQuotaPlugin } from './quota/none/plugin.js';
+import { localStoragePlugin } from './storage/local/plugin.js';
+
+/** Every plugin that ships with wsd. The one list: a built-in that is not here does not exist. */
+export const builtinPlugins: readonly CatalogEntry[] = [
+  localStoragePlugin,
+  noneQuotaPlugin,
+  emptyInitializerPlugin,
+  workingAreaHealthPlugin,
+].map((plugin) => ({ plugin, source: 'built-in' }));
