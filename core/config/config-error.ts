@@ -38,3 +38,21 @@ export function joinPath(base: string, segments: ReadonlyArray<PropertyKey | { r
   }
   return out;
 }
+
+/**
+ * Turns Standard Schema issues (zod's included) into config issues under `base`. Zod reports unknown keys as one
+ * issue on the parent; they are split so each unknown key gets its own full path.
+ */
+export function issuesAt(
+  base: string,
+  issues: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> }>,
+): ConfigIssue[] {
+  return issues.flatMap((issue) => {
+    const at = joinPath(base, issue.path ?? []);
+    const keys = (issue as { code?: unknown; keys?: unknown }).code === 'unrecognized_keys' ? (issue as { keys?: unknown }).keys : undefined;
+    if (Array.isArray(keys) && keys.length > 0) {
+      return keys.map((key) => ({ path: joinPath(at, [String(key)]), message: 'unknown key' }));
+    }
+    return [{ path: at, message: issue.message }];
+  });
+}

@@ -4,7 +4,7 @@ import { PluginCatalog, planPlugins, type CatalogEntry, type PlannedPlugin, type
 import { loadPluginModules } from '../kernel/plugin-loader.js';
 import { pluginName, singleSlotKinds, type PluginKind } from '../kernel/plugin.js';
 import type { Token } from '../kernel/token.js';
-import { ConfigError, joinPath, type ConfigIssue } from './config-error.js';
+import { ConfigError, issuesAt, type ConfigIssue } from './config-error.js';
 import { embeddedConfigPath } from './package-root.js';
 import { resolveReferences } from './references.js';
 import { rootConfigSchema, type RootConfig } from './root-schema.js';
@@ -81,7 +81,7 @@ export async function validateConfig(
   const resolved = resolveReferences(raw ?? {}, { env: options.env ?? process.env, baseDir: options.baseDir }, issues);
   const parsed = rootConfigSchema.safeParse(resolved);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) issues.push({ path: joinPath('', issue.path), message: issue.message });
+    issues.push(...issuesAt('', parsed.error.issues));
   }
   // Plugin sections are checked even when the root has problems, so the operator sees everything at once.
   const root = parsed.success ? parsed.data : salvageRoot(resolved);
@@ -146,7 +146,7 @@ async function validateSection(entry: CatalogEntry, section: unknown, at: string
   }
   const result = await schema['~standard'].validate(section === null ? {} : section);
   if (result.issues) {
-    for (const issue of result.issues) issues.push({ path: joinPath(at, issue.path ?? []), message: issue.message });
+    issues.push(...issuesAt(at, result.issues));
     return undefined;
   }
   return result.value;

@@ -1,10 +1,11 @@
 import { z } from 'zod';
 
 /** `host:port` or `[v6]:port`; port 0 picks a free port (the bound one is logged). */
-export const addressSchema = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be host:port, e.g. 127.0.0.1:9500')
-  .refine((value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65535, 'port must be at most 65535');
+export const addressSchema = z.string().check((ctx) => {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(ctx.value);
+  if (!match) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'must be host:port, e.g. 127.0.0.1:9500' });
+  else if (Number(match[2]) > 65535) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'port must be at most 65535' });
+});
 
 /** A plugin id as config names it. */
 const pluginIdSchema = z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be a kebab-case plugin id');

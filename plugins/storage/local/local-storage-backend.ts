@@ -1,8 +1,7 @@
 import { mkdir, open, link, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { Readable, Transform, addAbortSignal } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable, addAbortSignal } from 'node:stream';
 import { WsdError, errnoCode, isAbortError } from '../../../core/errors.js';
 import {
   assertValidKey,
@@ -45,15 +44,18 @@ export class LocalStorageBackend implements StorageBackend {
     const handle = await this.#openTemp(dir, tmp, key);
     let size = 0;
     try {
-      const source = body instanceof Uint8Array ? Readable.from([body]) : body;
-      const count = new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
-          size += chunk.length;
-          callback(null, chunk);
-        },
-      });
-      const sink = handle.createWriteStream({ autoClose: false });
-      await (signal ? pipeline(source, count, sink, { signal }) : pipeline(source, count, sink));
+      const source = body instanceof Uint8Array ? [body] : body;
+      // A plain loop rather than pipeline(): it keeps the FileHandle open for the fsync below, and leaving the
+      // loop (error or abort) destroys the source stream.
+      for await (const chunk of source as AsyncIterable<Uint8Array | string>) {
+        signal?.throwIfAborted();
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        for (let written = 0; written < buf.length; ) {
+          written += (await handle.write(buf, written, buf.length - written)).bytesWritten;
+        }
+        size += buf.length;
+      }
+      signal?.throwIfAborted();
       await handle.sync();
       await handle.close();
       if (ifNoneMatch) {

@@ -1,0 +1,1 @@
+export { describeStorageBackendConformance, type StorageConformanceOptions } from './storage-backend.js';

@@ -1,0 +1,253 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { WsdError } from '../../core/errors.js';
+import type { StorageBackend } from '../../core/storage/storage-backend.js';
+import { patternStream, sha256Of } from '../kit/streams.js';
+
+export interface StorageConformanceOptions {
+  /** Bytes of the large round trip; at least 64 MiB + 1 unless a backend has a good reason. */
+  largeObjectBytes?: number;
+  /** Keys listed in the many-keys test; more than one page of a typical object store (1000). */
+  manyKeys?: number;
+}
+
+/**
+ * The contract of {@link StorageBackend}, as tests. Every storage plugin — built-in or third-party — runs it against
+ * a real server:
+ *
+ * ```ts
+ * describeStorageBackendConformance('local', async () => ({ backend: new LocalStorageBackend(tempDir()) }));
+ * ```
+ *
+ * `setup` runs once; each test works under its own random key prefix, so a shared bucket is fine.
+ */
+export function describeStorageBackendConformance(
+  name: string,
+  setup: () => Promise<{ backend: StorageBackend; teardown?: () => Promise<void> }>,
+  options: StorageConformanceOptions = {},
+): void {
+  const largeBytes = options.largeObjectBytes ?? 64 * 1024 * 1024 + 4099;
+  const manyKeys = options.manyKeys ?? 1100;
+
+  describe(`StorageBackend conformance: ${name}`, () => {
+    let backend: StorageBackend;
+    let teardown: (() => Promise<void>) | undefined;
+    before(async () => {
+      ({ backend, teardown } = await setup());
+      await (backend as { start?: () => Promise<void> }).start?.();
+    });
+    after(async () => {
+      await (backend as { stop?: () => Promise<void> }).stop?.();
+      await teardown?.();
+    });
+    const prefix = () => `conformance-${randomBytes(6).toString('hex')}/`;
+    const text = async (key: string) => (await readAll((await backend.get({ key })).body)).toString('utf8');
+
+    it('round-trips a stream of unknown length larger than 64 MiB', async () => {
+      const key = `${prefix()}large.bin`;
+      const expected = await sha256Of(patternStream(largeBytes, 42));
+      const { size } = await backend.put({ key, body: patternStream(largeBytes, 42) });
+      assert.equal(size, largeBytes);
+      const got = await backend.get({ key });
+      assert.equal(got.size, largeBytes);
+      assert.equal(got.contentLength, largeBytes);
+      assert.deepEqual(await sha256Of(got.body), expected);
+      assert.equal((await backend.head({ key })).size, largeBytes);
+    });
+
+    it('round-trips an empty object and a buffer body', async () => {
+      const p = prefix();
+      assert.equal((await backend.put({ key: `${p}empty`, body: Readable.from([]) })).size, 0);
+      assert.equal((await readAll((await backend.get({ key: `${p}empty` })).body)).length, 0);
+      await backend.put({ key: `${p}buf`, body: Buffer.from('hello') });
+      assert.equal(await text(`${p}buf`), 'hello');
+    });
+
+    it('serves byte ranges', async () => {
+      const key = `${prefix()}range.txt`;
+      await backend.put({ key, body: Buffer.from('0123456789') });
+      const read = async (range: { offset: number; length?: number }) => {
+        const got = await backend.get({ key, range });
+        assert.equal(got.size, 10, 'size is the whole object');
+        const body = (await readAll(got.body)).toString();
+        assert.equal(got.contentLength, body.length);
+        return body;
+      };
+      assert.equal(await read({ offset: 2, length: 3 }), '234');
+      assert.equal(await read({ offset: 7 }), '789');
+      assert.equal(await read({ offset: 8, length: 100 }), '89', 'a range past the end is cut at the end');
+      assert.equal(await read({ offset: 0, length: 10 }), '0123456789');
+      await assertCode(backend.get({ key, range: { offset: 10 } }), 'INVALID_ARGUMENT');
+      await assertCode(backend.get({ key, range: { offset: -1 } }), 'INVALID_ARGUMENT');
+    });
+
+    it('reports size and modification time with head', async () => {
+      const key = `${prefix()}head.txt`;
+      const before = Date.now();
+      await backend.put({ key, body: Buffer.from('abcdef') });
+      const info = await backend.head({ key });
+      assert.equal(info.key, key);
+      assert.equal(info.size, 6);
+      assert.ok(info.modifiedAt instanceof Date);
+      assert.ok(Math.abs(info.modifiedAt.getTime() - before) < 5 * 60_000, 'modifiedAt is about now');
+    });
+
+    it('returns NOT_FOUND as a typed error for missing keys', async () => {
+      const key = `${prefix()}missing`;
+      await assertCode(backend.get({ key }), 'NOT_FOUND');
+      await assertCode(backend.head({ key }), 'NOT_FOUND');
+    });
+
+    it('lists by prefix, many keys, in byte order', async () => {
+      const p = prefix();
+      const keys = Array.from({ length: manyKeys }, (_, i) => `${p}many/${String(i).padStart(5, '0')}`);
+      await runLimited(keys, 16, (key) => backend.put({ key, body: Buffer.from(key) }));
+      await backend.put({ key: `${p}many-sibling`, body: Buffer.from('x') });
+      await backend.put({ key: `${p}other/z`, body: Buffer.from('x') });
+
+      const listed = await collect(backend.list({ prefix: `${p}many/` }));
+      assert.deepEqual(listed.map((o) => o.key), keys);
+      assert.ok(listed.every((o) => o.size === Buffer.byteLength(o.key)));
+
+      const loose = await collect(backend.list({ prefix: `${p}many` }));
+      assert.equal(loose.length, manyKeys + 1, 'a prefix is a string prefix, not a folder');
+      assert.equal(loose.at(-1)!.key, `${p}many/${String(manyKeys - 1).padStart(5, '0')}`, 'byte order: "-" < "/"');
+      assert.equal(loose[0]!.key, `${p}many-sibling`);
+
+      assert.deepEqual(await collect(backend.list({ prefix: `${p}nothing-here/` })), []);
+      const partial = await collect(backend.list({ prefix: `${p}many/0000` }));
+      assert.equal(partial.length, Math.min(10, manyKeys));
+    });
+
+    it('deletes idempotently', async () => {
+      const key = `${prefix()}gone.txt`;
+      await backend.put({ key, body: Buffer.from('x') });
+      await backend.delete({ key });
+      await assertCode(backend.head({ key }), 'NOT_FOUND');
+      await backend.delete({ key });
+      await backend.delete({ key: `${prefix()}never-existed` });
+    });
+
+    it('takes concurrent puts to different keys', async () => {
+      const p = prefix();
+      const keys = Array.from({ length: 12 }, (_, i) => `${p}concurrent/${i}`);
+      await Promise.all(keys.map((key, i) => backend.put({ key, body: patternStream(1024 * 1024 + i, i + 1) })));
+      for (const [i, key] of keys.entries()) {
+        assert.deepEqual(await sha256Of((await backend.get({ key })).body), await sha256Of(patternStream(1024 * 1024 + i, i + 1)));
+      }
+    });
+
+    it('replaces an object on overwrite', async () => {
+      const p = prefix();
+      const key = `${p}over.txt`;
+      await backend.put({ key, body: Buffer.from('first version, longer') });
+      await backend.put({ key, body: Buffer.from('second') });
+      assert.equal(await text(key), 'second');
+      assert.equal((await backend.head({ key })).size, 6);
+      assert.deepEqual((await collect(backend.list({ prefix: p }))).map((o) => o.key), [key]);
+    });
+
+    it('stores keys with unicode, spaces, slashes and punctuation', async () => {
+      const p = prefix();
+      const keys = [
+        `${p}ünïcødé/文件 name.txt`,
+        `${p}a/b/c/d/e/f/deep`,
+        `${p}emoji/🚀 launch`,
+        `${p}percent%20and~tilde/x%7E~`,
+        `${p}dots/.hidden/..x/...`,
+      ];
+      for (const key of keys) await backend.put({ key, body: Buffer.from(key) });
+      for (const key of keys) assert.equal(await text(key), key);
+      const listed = (await collect(backend.list({ prefix: p }))).map((o) => o.key);
+      assert.deepEqual(listed, [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+    });
+
+    it('keeps a key and a key below it apart', async () => {
+      const p = prefix();
+      await backend.put({ key: `${p}x`, body: Buffer.from('parent') });
+      await backend.put({ key: `${p}x/y`, body: Buffer.from('child') });
+      assert.equal(await text(`${p}x`), 'parent');
+      assert.equal(await text(`${p}x/y`), 'child');
+      await backend.delete({ key: `${p}x` });
+      assert.equal(await text(`${p}x/y`), 'child');
+    });
+
+    it('refuses invalid keys with INVALID_ARGUMENT', async () => {
+      for (const key of ['', '/absolute', 'a//b', 'trailing/', '../up', 'a/./b', 'nul\u0000byte', 'x'.repeat(1025)]) {
+        await assertCode(backend.put({ key, body: Buffer.from('x') }), 'INVALID_ARGUMENT', `put ${JSON.stringify(key.slice(0, 20))}`);
+      }
+      await assertCode(backend.get({ key: '../etc/passwd' }), 'INVALID_ARGUMENT');
+    });
+
+    it('keeps the old object when a put fails midway', async () => {
+      const key = `${prefix()}atomic.txt`;
+      await backend.put({ key, body: Buffer.from('good') });
+      const failing = new Readable({
+        read() {
+          this.push(Buffer.alloc(256 * 1024, 1));
+          setImmediate(() => this.destroy(new Error('source broke')));
+        },
+      });
+      await assert.rejects(backend.put({ key, body: failing }));
+      assert.equal(await text(key), 'good');
+      assert.equal((await collect(backend.list({ prefix: key }))).length, 1, 'no partial object is listed');
+    });
+
+    it('keeps the old object when a put is aborted', async () => {
+      const key = `${prefix()}aborted.txt`;
+      await backend.put({ key, body: Buffer.from('good') });
+      const controller = new AbortController();
+      const endless = new Readable({
+        read() {
+          this.push(Buffer.alloc(64 * 1024, 2));
+        },
+      });
+      const put = backend.put({ key, body: endless, signal: controller.signal });
+      setTimeout(() => controller.abort(), 50);
+      await assertCode(put, 'CANCELLED');
+      assert.equal(await text(key), 'good');
+    });
+
+    it('honours ifNoneMatch when it declares conditionalCreate', async (t) => {
+      if (!backend.capabilities.conditionalCreate) {
+        t.diagnostic(`${name} does not declare conditionalCreate; nothing to check`);
+        return;
+      }
+      const key = `${prefix()}once.txt`;
+      await backend.put({ key, body: Buffer.from('first'), ifNoneMatch: true });
+      await assertCode(backend.put({ key, body: Buffer.from('second'), ifNoneMatch: true }), 'ALREADY_EXISTS');
+      assert.equal(await text(key), 'first');
+    });
+  });
+}
+
+async function assertCode(promise: Promise<unknown>, code: WsdError['code'], message?: string): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof WsdError, `${message ?? 'error'}: expected a WsdError, got ${String(error)}`);
+    assert.equal(error.code, code, `${message ?? 'error'}: ${error.message}`);
+    return true;
+  });
+}
+
+async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}

@@ -1,0 +1,4 @@
+export { startTestKernel, type TestKernel, type TestKernelOptions } from './start-test-kernel.js';
+export { tempDir } from './temp-dir.js';
+export { patternStream, sha256Of } from './streams.js';
+export { memoryStorage, recordingQuota, settableHealthCheck } from './fakes.js';
