@@ -36,7 +36,7 @@ export function resolveReferences(
       if (value !== undefined && value !== '') return value;
       if (fallback !== undefined) return fallback;
       issues.push({ path: at, message: `environment variable ${name} is not set` });
-      return '';
+      return match; // left as written, so no second, confusing issue follows from an empty value
     });
 
   const fromEnv = (name: string, at: string): string | undefined => {

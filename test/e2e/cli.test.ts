@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { runWsd, startDaemonProcess } from '../kit/daemon-process.js';
+import { tempDir } from '../kit/temp-dir.js';
+
+function configFile(dir: string, yaml: string): string {
+  const file = path.join(dir, 'wsd.yaml');
+  writeFileSync(file, yaml);
+  return file;
+}
+
+const get = async (address: string, route: string) => {
+  const res = await fetch(`http://${address}${route}`);
+  return { status: res.status, text: await res.text() };
+};
+
+describe('wsd CLI', () => {
+  it('runs the daemon: probes, metrics, one log line per plugin, clean exit on SIGTERM', async () => {
+    const dir = tempDir();
+    const daemon = await startDaemonProcess({ args: ['--config', configFile(dir, 'http:\n  address: 127.0.0.1:0\n')] });
+    try {
+      const pluginLines = daemon.logs.filter((l) => l.msg === 'plugin').map((l) => `${l.kind}/${l.id}:${l.status}`);
+      assert.deepEqual(pluginLines, ['storage/local:ok', 'quota/none:ok', 'initializer/empty:ok', 'health/working-area:ok']);
+
+      assert.deepEqual(await get(daemon.httpAddress, '/healthz'), { status: 200, text: 'ok\n' });
+      const ready = await get(daemon.httpAddress, '/readyz');
+      assert.equal(ready.status, 200);
+      assert.deepEqual(JSON.parse(ready.text), { ready: true, checks: [{ name: 'working-area', critical: true, status: 'ok' }] });
+
+      const metrics = await get(daemon.httpAddress, '/metrics');
+      assert.equal(metrics.status, 200);
+      assert.match(metrics.text, /^wsd_build_info\{version="\d+\.\d+\.\d+",node_version="[^"]+"\} 1$/m);
+      assert.match(metrics.text, /^wsd_plugin_status\{kind="storage",id="local",status="ok"\} 1$/m);
+      assert.match(metrics.text, /^process_cpu_seconds_total /m, 'default process metrics');
+      assert.equal((await get(daemon.httpAddress, '/nope')).status, 404);
+    } finally {
+      assert.equal(await daemon.stop('SIGTERM'), 0);
+    }
+    assert.ok(daemon.logs.some((l) => l.msg === 'stopped'));
+  });
+
+  it('turns not ready when a critical health check fails', async () => {
+    const dir = tempDir();
+    const daemon = await startDaemonProcess({ args: ['--config', configFile(dir, 'dataDir: ./d\nhttp:\n  address: 127.0.0.1:0\n')] });
+    try {
+      const workingArea = path.join(dir, 'd', 'workspaces');
+      rmSync(workingArea, { recursive: true });
+      writeFileSync(workingArea, 'not a folder');
+      const ready = await get(daemon.httpAddress, '/readyz');
+      assert.equal(ready.status, 503);
+      assert.deepEqual(JSON.parse(ready.text).checks, [
+        { name: 'working-area', critical: true, status: 'failing', reason: `${workingArea} is not a folder` },
+      ]);
+      assert.equal((await get(daemon.httpAddress, '/healthz')).status, 200, 'liveness is not readiness');
+    } finally {
+      assert.equal(await daemon.stop('SIGINT'), 0);
+    }
+  });
+
+  it('config validate prints every error with its path and exits non-zero', async () => {
+    const dir = tempDir();
+    const file = configFile(dir, 'colour: blue\nhttp:\n  address: 9500\n');
+    const result = await runWsd(['config', 'validate', '--config', file]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /invalid config .*wsd\.yaml:/);
+    assert.match(result.stderr, /- colour: unknown key/);
+    assert.match(result.stderr, /- http\.address: Invalid input: expected string, received number/);
+  });
+
+  it('config validate refuses a config that names a plugin that does not exist', async () => {
+    const dir = tempDir();
+    const result = await runWsd(['config', 'validate', '--config', configFile(dir, 'storage:\n  plugin: s3\n')]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /storage\.s3: unknown storage plugin "s3" \(known: local\)/);
+  });
+
+  it('config validate accepts the printed defaults', async () => {
+    const dir = tempDir();
+    const printed = await runWsd(['config', 'print-defaults']);
+    assert.equal(printed.code, 0);
+    const result = await runWsd(['config', 'validate', '--config', configFile(dir, printed.stdout)]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /valid; plugins in start order: storage\/local, quota\/none, initializer\/empty, health\/working-area/);
+  });
+
+  it('lists built-ins, and the third-party plugins a config loads', async () => {
+    const dir = tempDir();
+    writeFileSync(
+      path.join(dir, 'greeter.js'),
+      `export default { apiVersion: 1, kind: 'health', id: 'greeter', description: 'a third-party check',
+         create: () => ({ name: 'greeter', critical: false, check: async () => ({ status: 'ok' }) }) };\n`,
+    );
+    writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
+    const builtins = await runWsd(['plugins']);
+    assert.equal(builtins.code, 0);
+    assert.match(builtins.stdout, /^storage +local +built-in/m);
+    assert.doesNotMatch(builtins.stdout, /greeter/);
+
+    const file = configFile(dir, 'plugins: [./greeter.js]\nhealth:\n  greeter: {}\n');
+    const listed = await runWsd(['plugins', '--config', file]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^health +greeter +\.\/greeter\.js +a third-party check$/m);
+    assert.match(listed.stdout, /4\. +health\/greeter +\.\/greeter\.js/);
+
+    const json = JSON.parse((await runWsd(['plugins', '--config', file, '--json'])).stdout);
+    assert.deepEqual(json.enabled.map((p: { name: string }) => p.name), ['storage/local', 'quota/none', 'initializer/empty', 'health/greeter']);
+  });
+
+  it('refuses a third-party plugin built for another API version', async () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'future.mjs'), `export default { apiVersion: 2, kind: 'health', id: 'future', create() {} };\n`);
+    const result = await runWsd(['plugins', '--config', configFile(dir, 'plugins: [./future.mjs]\n')]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /plugins\[0\]: plugin module "\.\/future\.mjs" plugin health\/future was built for plugin API version 2, but this wsd supports version 1/);
+  });
+
+  it('exits non-zero with the reason when a plugin fails at start-up', async () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'broken.mjs'), `export default { apiVersion: 1, kind: 'health', id: 'broken', create() { throw new Error('no such device'); } };\n`);
+    const result = await runWsd(['run', '--config', configFile(dir, 'plugins: [./broken.mjs]\nhttp:\n  address: 127.0.0.1:0\nhealth:\n  broken: {}\n')]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /wsd cannot start:\n {2}- health\/broken failed: no such device/);
+    assert.match(result.stdout, /"msg":"plugin","kind":"health","id":"broken","source":".\/broken.mjs","status":"failed","reason":"no such device"/);
+  });
+});
