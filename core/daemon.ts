@@ -1,42 +1,91 @@
 import type { WsdConfig } from './config/load-config.js';
+import { adminServiceHandlers } from './api/admin-service.js';
+import { contentServiceHandlers } from './api/content-service.js';
+import { GrpcServer } from './api/grpc-server.js';
+import { ProbeServer } from './api/http-server.js';
 import { healthCheckToken } from './health/health-check.js';
 import { HealthMonitor } from './health/health-monitor.js';
-import { ProbeServer } from './api/http-server.js';
+import { contentInitializerToken } from './initializer/content-initializer.js';
+import { InitializerRegistry } from './initializer/initializer-registry.js';
 import { Kernel } from './kernel/kernel.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry } from './observability/metrics.js';
+import { quotaStrategyToken } from './quota/quota-strategy.js';
+import { storageBackendToken } from './storage/storage-backend.js';
 import { wsdVersion } from './version.js';
+import { WorkspaceService } from './workspace/workspace-service.js';
 
 export interface RunningDaemon {
   kernel: Kernel;
-  /** The bound `host:port` of the probe/metrics endpoint. */
+  workspaces: WorkspaceService;
+  /** Bound `host:port` of the probe/metrics endpoint. */
   httpAddress: string;
-  /** Stops serving, then stops the plugins in reverse order. Idempotent. */
+  /** Bound `host:port` of the gRPC API. */
+  grpcAddress: string;
+  /** Stops taking calls, lets in-flight work finish or safely abandons it, stops plugins. Idempotent. */
   stop(): Promise<void>;
 }
 
-/** Starts the kernel and the probe/metrics endpoint for a validated config. */
+/** How often the gRPC health service re-evaluates readiness. */
+const healthIntervalMs = 5_000;
+
+/**
+ * Starts everything for a validated config, in order: plugins (kernel) → workspace recovery from the state files →
+ * gRPC API → probes. Anything that fails to start stops what had started.
+ */
 export async function startDaemon(config: WsdConfig, log: Logger): Promise<RunningDaemon> {
   const metrics = createMetricsRegistry({ version: wsdVersion });
   const kernel = new Kernel({ config, logger: log, metrics });
   await kernel.start();
 
-  const monitor = new HealthMonitor(kernel.get(healthCheckToken), { metrics });
-  const probes = new ProbeServer({ metrics, running: () => kernel.running, health: () => monitor.report() });
-  let httpAddress: string;
+  const cleanups: Array<() => Promise<void>> = [() => kernel.stop()];
+  const unwind = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log.error('stop step failed', { error: error as Error }));
+  };
   try {
-    httpAddress = await probes.listen(config.root.http.address);
+    const workspaces = new WorkspaceService({
+      workingArea: config.paths.workingArea,
+      storage: kernel.get(storageBackendToken),
+      quota: kernel.get(quotaStrategyToken),
+      initializers: new InitializerRegistry(kernel.get(contentInitializerToken)),
+      log,
+      metrics,
+    });
+    await workspaces.recover();
+    cleanups.push(() => workspaces.stop());
+
+    const monitor = new HealthMonitor(kernel.get(healthCheckToken), { metrics });
+    let accepting = true;
+    const running = () => accepting && kernel.running;
+
+    const grpc = new GrpcServer({
+      content: contentServiceHandlers(workspaces, log),
+      admin: adminServiceHandlers({ workspaces, plugins: () => kernel.statuses(), health: monitor, workingArea: config.paths.workingArea, version: wsdVersion }, log),
+    });
+    const grpcAddress = await grpc.listen(config.root.api, config.baseDir);
+    cleanups.push(() => grpc.shutdown());
+    const refreshHealth = async () => grpc.setServing(running() && (await monitor.report()).ready);
+    await refreshHealth();
+    const timer = setInterval(() => void refreshHealth().catch(() => {}), healthIntervalMs);
+    timer.unref();
+    cleanups.push(async () => clearInterval(timer));
+    log.info('grpc listening', { address: grpcAddress, tls: Boolean(config.root.api.tls), mutualTls: Boolean(config.root.api.tls?.caFile) });
+
+    const probes = new ProbeServer({ metrics, running, health: () => monitor.report() });
+    const httpAddress = await probes.listen(config.root.http.address);
+    cleanups.push(() => probes.close());
+    log.info('http listening', { address: httpAddress });
+
+    let stopping: Promise<void> | undefined;
+    const stop = () =>
+      (stopping ??= (async () => {
+        accepting = false; // readiness turns false first, so probes and the health service see the node leaving
+        grpc.setServing(false);
+        await unwind();
+      })());
+    return { kernel, workspaces, httpAddress, grpcAddress, stop };
   } catch (error) {
-    await kernel.stop();
+    await unwind();
     throw error;
   }
-  log.info('http listening', { address: httpAddress });
-
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (async () => {
-      await kernel.stop(); // readiness turns false first, so probes see the node leaving
-      await probes.close();
-    })());
-  return { kernel, httpAddress, stop };
 }

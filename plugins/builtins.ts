@@ -1,6 +1,8 @@
 import type { CatalogEntry } from '../core/kernel/registry.js';
 import { workingAreaHealthPlugin } from './health/working-area/plugin.js';
+import { backupInitializerPlugin } from './initializer/backup/plugin.js';
 import { emptyInitializerPlugin } from './initializer/empty/plugin.js';
+import { snapshotInitializerPlugin } from './initializer/snapshot/plugin.js';
 import { noneQuotaPlugin } from './quota/none/plugin.js';
 import { localStoragePlugin } from './storage/local/plugin.js';
 
@@ -9,5 +11,7 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   localStoragePlugin,
   noneQuotaPlugin,
   emptyInitializerPlugin,
+  backupInitializerPlugin,
+  snapshotInitializerPlugin,
   workingAreaHealthPlugin,
 ].map((plugin) => ({ plugin, source: 'built-in' }));

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { Command } from 'commander';
 import { wsdVersion } from '../version.js';
+import { registerClientCommand } from './client-command.js';
 import { registerConfigCommands } from './config-command.js';
 import { registerPluginsCommand } from './plugins-command.js';
 import { registerRunCommand } from './run-command.js';
@@ -14,6 +15,7 @@ const program = new Command('wsd')
 registerRunCommand(program);
 registerConfigCommands(program);
 registerPluginsCommand(program);
+registerClientCommand(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   process.stderr.write(`wsd: ${(error as Error)?.message ?? String(error)}\n`);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { builtinPlugins } from '../../plugins/builtins.js';
 import { pluginName } from '../kernel/plugin.js';
 import { exitOnConfigError, loadCliConfig } from './load-cli-config.js';
+import { table } from './table.js';
 
 export function registerPluginsCommand(program: Command): void {
   program
@@ -35,9 +36,4 @@ export function registerPluginsCommand(program: Command): void {
         process.stdout.write(`${table(planRows)}\n`);
       }
     });
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length)));
-  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n');
 }

@@ -24,7 +24,7 @@ export function registerRunCommand(program: Command): void {
         process.stderr.write(`${(error as Error).message}\n`);
         process.exit(1);
       }
-      log.info('ready', { http: daemon.httpAddress });
+      log.info('ready', { http: daemon.httpAddress, grpc: daemon.grpcAddress });
 
       const shutdown = (signal: NodeJS.Signals) => {
         log.info('stopping', { signal });

@@ -39,6 +39,33 @@ export const rootConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe('The HTTP endpoint for probes and Prometheus.'),
+  api: z
+    .strictObject({
+      address: addressSchema.default('127.0.0.1:8080').describe('Where the gRPC API (WorkspaceContentService, wsd.v1.AdminService) listens.'),
+      insecure: z
+        .boolean()
+        .default(false)
+        .describe('Serve plaintext gRPC. Only for loopback or a trusted network; otherwise configure tls.'),
+      tls: z
+        .strictObject({
+          certFile: z.string().min(1).describe('PEM server certificate (chain).'),
+          keyFile: z.string().min(1).describe('PEM private key of the certificate.'),
+          caFile: z.string().min(1).optional().describe('PEM CA bundle that client certificates must chain to (mutual TLS).'),
+          requireClientCert: z.boolean().default(true).describe('With caFile: refuse clients without a valid certificate.'),
+        })
+        .optional()
+        .describe('TLS for the gRPC API; with caFile, mutual TLS.'),
+    })
+    .prefault({})
+    .check((ctx) => {
+      if (!ctx.value.tls && !ctx.value.insecure) {
+        ctx.issues.push({ code: 'custom', input: ctx.value, path: ['tls'], message: 'set tls (certFile, keyFile[, caFile]) or insecure: true to serve plaintext' });
+      }
+      if (ctx.value.tls && ctx.value.insecure) {
+        ctx.issues.push({ code: 'custom', input: ctx.value, path: ['insecure'], message: 'insecure: true and tls exclude each other' });
+      }
+    })
+    .describe('The gRPC API.'),
   plugins: z
     .array(z.string().min(1))
     .default([])
@@ -52,7 +79,7 @@ export const rootConfigSchema = z.strictObject({
     .prefault({})
     .describe('How workspace disk use is limited. Other keys: one config section per quota plugin id.'),
   initializers: pluginMapSchema
-    .default({ empty: {} })
+    .default({ empty: {}, backup: {}, snapshot: {} })
     .describe('Enabled content initializers: plugin id → its config.'),
   health: pluginMapSchema
     .default({ 'working-area': {} })

@@ -1,0 +1,194 @@
+import { readFile } from 'node:fs/promises';
+import type { ServiceError } from '@grpc/grpc-js';
+import { Command, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { WsdClient, errorField, type WorkspaceInitializer } from '../api/client.js';
+import { statusName } from '../api/grpc-status.js';
+import { fromProtoJson } from '../api/proto-json.js';
+import { WsdError } from '../errors.js';
+import { table } from './table.js';
+
+interface ConnectionOptions {
+  address: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsServerName?: string;
+  timeout?: string;
+  json?: boolean;
+}
+
+/** `wsd client …`: drives a daemon over gRPC. Exit code: 0 ok, 1 a gRPC error (its name on stderr), 2 bad usage. */
+export function registerClientCommand(program: Command): void {
+  const client = program
+    .command('client')
+    .description('talk to a running daemon over gRPC')
+    .addOption(new Option('-a, --address <host:port>', 'the daemon gRPC address').env('WSD_ADDRESS').default('127.0.0.1:8080'))
+    .option('--tls-ca <file>', 'CA to trust (enables TLS)')
+    .option('--tls-cert <file>', 'client certificate for mutual TLS')
+    .option('--tls-key <file>', 'client key for mutual TLS')
+    .option('--tls-server-name <name>', 'expected server name when it differs from the address')
+    .option('--timeout <seconds>', 'deadline per call')
+    .option('--json', 'print JSON for scripts');
+
+  // commander calls actions with (...positional, options, command).
+  const action = (fn: (c: WsdClient, out: Output, ...args: any[]) => Promise<void>) =>
+    async (...args: unknown[]) => {
+      const command = args.at(-1) as Command;
+      const options = command.optsWithGlobals<ConnectionOptions>();
+      const out = new Output(Boolean(options.json));
+      const c = new WsdClient({
+        address: options.address,
+        ...(options.tlsCa || options.tlsCert ? { tls: { caFile: options.tlsCa, certFile: options.tlsCert, keyFile: options.tlsKey, serverName: options.tlsServerName } } : {}),
+        ...(options.timeout ? { timeoutMs: Number(options.timeout) * 1000 } : {}),
+      });
+      try {
+        await fn(c, out, ...args.slice(0, -1));
+      } catch (error) {
+        fail(error);
+      } finally {
+        c.close();
+      }
+    };
+
+  client
+    .command('init <id>')
+    .description('create a workspace and wait until it is initialized')
+    .requiredOption('--owner <owner>', 'metadata.owner')
+    .requiredOption('--meta-id <metaId>', 'metadata.meta_id (the workspace id its backups are kept under)')
+    .option('--empty', 'start empty')
+    .option('--git <url>', 'clone a repository (default branch)')
+    .option('--branch <branch>', 'with --git: clone this branch')
+    .option('--snapshot <name>', 'restore a snapshot by the name TakeSnapshot returned')
+    .option('--backup', 'restore the latest backup of --meta-id')
+    .option('-f, --initializer <file>', 'initializer as JSON or YAML (the proto JSON mapping of WorkspaceInitializer)')
+    .option('--quota <bytes>', 'storage_quota_bytes', '0')
+    .option('--no-remote-storage', 'remote_storage_disabled: no backups or snapshots for this workspace')
+    .action(
+      action(async (c, out, id: string, opts: Record<string, unknown>) => {
+        const initializer = await initializerFrom(opts);
+        await c.initWorkspace({
+          id,
+          metadata: { owner: opts.owner as string, meta_id: opts.metaId as string },
+          initializer,
+          remote_storage_disabled: opts.remoteStorage === false,
+          storage_quota_bytes: Number(opts.quota),
+        });
+        out.print({ id, state: 'ready' }, `workspace ${id} is ready`);
+      }),
+    );
+
+  client.command('wait <id>').description('wait until a workspace is initialized').action(
+    action(async (c, out, id: string) => {
+      await c.waitForInit(id);
+      out.print({ id, state: 'ready' }, `workspace ${id} is ready`);
+    }),
+  );
+
+  client.command('exists <id>').description('whether a workspace exists (exit 0 either way)').action(
+    action(async (c, out, id: string) => {
+      const exists = await c.isWorkspaceExists(id);
+      out.print({ id, exists }, exists ? `workspace ${id} exists` : `workspace ${id} does not exist`);
+    }),
+  );
+
+  client
+    .command('snapshot <id>')
+    .description('take a snapshot; prints its name')
+    .option('--no-wait', 'return the name at once and finish in the background')
+    .action(
+      action(async (c, out, id: string, opts: { wait: boolean }) => {
+        const name = await c.takeSnapshot(id, { returnImmediately: !opts.wait });
+        out.print({ id, snapshot: name }, name);
+      }),
+    );
+
+  client.command('backup <id>').description('back a workspace up now; prints the backup key').action(
+    action(async (c, out, id: string) => {
+      const url = await c.backupWorkspace(id);
+      out.print({ id, backup: url }, url);
+    }),
+  );
+
+  client
+    .command('dispose <id>')
+    .description('remove a workspace from the node, after a final backup with --backup')
+    .option('--backup', 'take a final backup first (DATA_LOSS if it fails; the workspace is kept)')
+    .action(
+      action(async (c, out, id: string, opts: { backup?: boolean }) => {
+        const gitStatus = await c.disposeWorkspace(id, { backup: opts.backup ?? false });
+        out.print({ id, disposed: true, gitStatus }, `workspace ${id} disposed${gitStatus?.branch ? ` (branch ${gitStatus.branch})` : ''}`);
+      }),
+    );
+
+  client.command('list').description('list the workspaces on the node').action(
+    action(async (c, out) => {
+      const { workspaces } = await c.listWorkspaces();
+      const rows = workspaces.map((w) => [w.id, w.state.replace('WORKSPACE_STATE_', '').toLowerCase(), w.owner, w.meta_id, w.created_at]);
+      out.print(workspaces, rows.length ? table([['ID', 'STATE', 'OWNER', 'META ID', 'CREATED'], ...rows]) : 'no workspaces');
+    }),
+  );
+
+  client.command('describe <id>').description('everything known about one workspace').action(
+    action(async (c, out, id: string) => {
+      const d = await c.describeWorkspace(id);
+      const lines = [
+        ['id', d.summary?.id],
+        ['state', d.summary?.state.replace('WORKSPACE_STATE_', '').toLowerCase()],
+        ['owner', d.summary?.owner],
+        ['meta id', d.summary?.meta_id],
+        ['folder', d.folder],
+        ['initializer', d.initializer],
+        ['content source', d.content_source],
+        ['quota', d.quota_limit_bytes ? `${d.quota_limit_bytes} bytes${d.quota_used_bytes !== undefined && d.quota_used_bytes !== null ? `, ${d.quota_used_bytes} used` : ''}` : 'unlimited'],
+        ['last backup', d.last_backup ? `${d.last_backup.url} (${d.last_backup.size_bytes} bytes, ${d.last_backup.created_at})` : 'none'],
+        ['last error', d.last_error || 'none'],
+        ...d.snapshots.map((s) => ['snapshot', `${s.name} ${s.status}${s.error ? `: ${s.error}` : ''}`]),
+      ];
+      out.print(d, lines.map(([k, v]) => `${`${k}:`.padEnd(16)}${v ?? ''}`).join('\n'));
+    }),
+  );
+}
+
+async function initializerFrom(opts: Record<string, unknown>): Promise<WorkspaceInitializer> {
+  const chosen = ['empty', 'git', 'snapshot', 'backup', 'initializer'].filter((k) => opts[k] !== undefined && opts[k] !== false);
+  if (chosen.length !== 1) {
+    throw new WsdError('INVALID_ARGUMENT', `give exactly one of --empty, --git, --snapshot, --backup, --initializer (got ${chosen.length ? chosen.map((c) => `--${c}`).join(', ') : 'none'})`);
+  }
+  if (opts.empty) return { empty: {} };
+  if (opts.git) return { git: { remote_uri: opts.git as string, ...(opts.branch ? { target_mode: 'REMOTE_BRANCH', clone_taget: opts.branch as string } : {}), checkout_location: '' } };
+  if (opts.snapshot) return { snapshot: { snapshot: opts.snapshot as string } };
+  if (opts.backup) return { backup: {} };
+  const file = opts.initializer as string;
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new WsdError('INVALID_ARGUMENT', `--initializer ${file}: ${error.code === 'ENOENT' ? 'file not found' : error.message}`);
+  });
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text); // YAML is a superset of JSON
+  } catch (error) {
+    throw new WsdError('INVALID_ARGUMENT', `--initializer ${file}: ${(error as Error).message}`);
+  }
+  return fromProtoJson('contentservice.WorkspaceInitializer', parsed) as WorkspaceInitializer;
+}
+
+class Output {
+  constructor(readonly json: boolean) {}
+  print(data: unknown, text: string): void {
+    process.stdout.write(this.json ? `${JSON.stringify(data, null, 2)}\n` : `${text}\n`);
+  }
+}
+
+function fail(error: unknown): never {
+  if (error instanceof WsdError) {
+    process.stderr.write(`wsd client: ${error.message}\n`);
+    process.exit(2);
+  }
+  const e = error as ServiceError;
+  if (typeof e?.code === 'number') {
+    const field = errorField(e);
+    process.stderr.write(`${statusName(e.code)}: ${e.details}${field ? ` (field ${field})` : ''}\n`);
+    process.exit(1);
+  }
+  throw error;
+}

@@ -1,0 +1,26 @@
+import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
+
+/** A pass-through that measures what flows through it: size and sha256, read once the stream has ended. */
+export class DigestStream extends Transform {
+  readonly #hash = createHash('sha256');
+  size = 0;
+  #digest: string | undefined;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
+    this.#hash.update(chunk);
+    this.size += chunk.length;
+    callback(null, chunk);
+  }
+
+  override _flush(callback: () => void): void {
+    this.#digest = this.#hash.digest('hex');
+    callback();
+  }
+
+  /** Hex sha256 of everything that passed; only valid after the stream ended. */
+  get sha256(): string {
+    if (this.#digest === undefined) throw new Error('DigestStream: read sha256 before the stream ended');
+    return this.#digest;
+  }
+}

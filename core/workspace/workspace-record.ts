@@ -1,0 +1,72 @@
+import { WsdError } from '../errors.js';
+import type { ContentSource, InitializerStats } from '../initializer/content-initializer.js';
+import type { QuotaHandle } from '../quota/quota-strategy.js';
+
+/**
+ * `initializing → ready → disposing → disposed`, and `failed` when an init fails (its folder is already gone; the
+ * record stays so WaitForInit and describe can say why, until the id is initialized again or disposed).
+ */
+export type WorkspaceState = 'initializing' | 'ready' | 'disposing' | 'disposed' | 'failed';
+
+export interface BackupRef {
+  /** Storage key of the archive; what BackupWorkspace returns. */
+  key: string;
+  sizeBytes: number;
+  createdAt: string;
+}
+
+export interface SnapshotOperation {
+  name: string;
+  status: 'running' | 'done' | 'failed';
+  startedAt: string;
+  sizeBytes?: number;
+  error?: string;
+}
+
+/**
+ * Everything wsd knows about one workspace instance, persisted as `<workingArea>/<id>.workspace.json` after every
+ * state change: enough to serve it again, finish its disposal or clean it up after a restart.
+ */
+export interface WorkspaceRecord {
+  /** Format of this file, for future migrations. */
+  version: 1;
+  id: string;
+  owner: string;
+  /** The workspace id shared by all instances; backups are stored under it. */
+  metaId: string;
+  state: WorkspaceState;
+  folder: string;
+  /** Initializer kind (`empty`, `git`, ...) and its spec as received (secrets included: the file is 0600). */
+  initializer: { kind: string; spec: unknown };
+  remoteStorageDisabled: boolean;
+  storageQuotaBytes: number;
+  quota?: QuotaHandle;
+  contentSource?: ContentSource;
+  initStats?: InitializerStats[];
+  lastBackup?: BackupRef;
+  snapshots: SnapshotOperation[];
+  lastError?: string;
+  /** Set when DisposeWorkspace starts: what it was asked to do, so a restart can finish it. */
+  dispose?: { backup: boolean; finalBackupDone: boolean };
+  createdAt: string;
+  updatedAt: string;
+}
+
+const idPattern = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+export const maxIdLength = 128;
+
+/** Instance ids become folder names: no separators, no dot-only names, bounded length. */
+export function assertValidWorkspaceId(id: unknown, field = 'id'): asserts id is string {
+  if (typeof id !== 'string' || id.length === 0) throw new WsdError('INVALID_ARGUMENT', `${field} is required`, { field });
+  if (id.length > maxIdLength) {
+    throw new WsdError('INVALID_ARGUMENT', `${field} must be at most ${maxIdLength} characters`, { field });
+  }
+  if (!idPattern.test(id) || id.includes('..')) {
+    throw new WsdError('INVALID_ARGUMENT', `${field} ${JSON.stringify(id)} may only contain letters, digits, ".", "_" and "-" (and no "..")`, { field });
+  }
+}
+
+/** Owner and meta id become storage key segments: same rules as instance ids. */
+export function assertValidKeySegment(value: unknown, field: string): asserts value is string {
+  assertValidWorkspaceId(value, field);
+}

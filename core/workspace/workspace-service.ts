@@ -1,0 +1,424 @@
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Gauge, Histogram, type Registry } from 'prom-client';
+import { BackupStore, type BackupManifest } from '../content/backup-store.js';
+import { WsdError, isWsdError, toWsdError } from '../errors.js';
+import type { InitializerLookup } from '../initializer/content-initializer.js';
+import type { Logger } from '../observability/logger.js';
+import type { QuotaStrategy } from '../quota/quota-strategy.js';
+import type { StorageBackend } from '../storage/storage-backend.js';
+import { KeyedLock } from './keyed-lock.js';
+import { SessionStore } from './session-store.js';
+import {
+  assertValidKeySegment,
+  assertValidWorkspaceId,
+  type BackupRef,
+  type WorkspaceRecord,
+  type WorkspaceState,
+} from './workspace-record.js';
+
+export interface InitRequest {
+  id: string;
+  owner: string;
+  metaId: string;
+  initializer: { kind: string; spec: unknown };
+  remoteStorageDisabled: boolean;
+  storageQuotaBytes: number;
+}
+
+/** What DisposeWorkspace reports about the first checkout. Filled by the git status reader when one is set. */
+export interface GitStatusReport {
+  branch: string;
+  latestCommit: string;
+  uncommittedFiles: string[];
+  untrackedFiles: string[];
+  unpushedCommits: string[];
+  totalUncommittedFiles: number;
+  totalUntrackedFiles: number;
+  totalUnpushedCommits: number;
+}
+
+export type GitStatusReader = (folder: string, record: WorkspaceRecord) => Promise<GitStatusReport | undefined>;
+
+export interface WorkspaceServiceDeps {
+  workingArea: string;
+  storage: StorageBackend;
+  quota: QuotaStrategy;
+  initializers: InitializerLookup;
+  log: Logger;
+  metrics?: Registry;
+  /** Reads the git status of a workspace before it is removed; none means an empty status. */
+  gitStatus?: GitStatusReader;
+}
+
+interface Entry {
+  record: WorkspaceRecord;
+  init?: Promise<void>;
+  dispose?: Promise<GitStatusReport | undefined>;
+}
+
+/**
+ * The workspace lifecycle on this node: init, wait, backup, snapshot, dispose, and recovery after a restart.
+ *
+ * - Every state change is persisted (SessionStore) before the work it announces, so a crash at any point can be
+ *   resumed or cleaned up from the state file.
+ * - One operation at a time per workspace (KeyedLock). Concurrent DisposeWorkspace calls share one result.
+ * - Work is never tied to a caller: a client that goes away does not cancel an init or a final backup. Only daemon
+ *   shutdown aborts an init, which the next start wipes and marks failed.
+ * - Nothing is deleted before its final backup is stored: a failed final backup is `DATA_LOSS`, and the folder and
+ *   the record stay (`ready`) so a later dispose can retry.
+ */
+export class WorkspaceService {
+  readonly #deps: WorkspaceServiceDeps;
+  readonly #store: SessionStore;
+  readonly #backups: BackupStore;
+  readonly #lock = new KeyedLock();
+  readonly #entries = new Map<string, Entry>();
+  readonly #inFlight = new Set<Promise<unknown>>();
+  readonly #shutdown = new AbortController();
+  readonly #log: Logger;
+  readonly #initSeconds?: Histogram;
+  readonly #archiveSeconds?: Histogram;
+
+  constructor(deps: WorkspaceServiceDeps) {
+    this.#deps = deps;
+    this.#log = deps.log;
+    this.#store = new SessionStore(deps.workingArea, deps.log);
+    this.#backups = new BackupStore(deps.storage, deps.log);
+    if (deps.metrics) {
+      const entries = this.#entries;
+      new Gauge({
+        name: 'wsd_workspaces',
+        help: 'Workspaces on this node by state',
+        labelNames: ['state'],
+        registers: [deps.metrics],
+        collect() {
+          for (const state of ['initializing', 'ready', 'disposing', 'failed'] satisfies WorkspaceState[]) {
+            this.set({ state }, [...entries.values()].filter((e) => e.record.state === state).length);
+          }
+        },
+      });
+      this.#initSeconds = new Histogram({
+        name: 'wsd_workspace_init_duration_seconds',
+        help: 'Time to initialize a workspace, by initializer kind and outcome',
+        labelNames: ['kind', 'outcome'],
+        buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900],
+        registers: [deps.metrics],
+      });
+      this.#archiveSeconds = new Histogram({
+        name: 'wsd_archive_duration_seconds',
+        help: 'Time to store a backup or snapshot, by kind and outcome',
+        labelNames: ['kind', 'outcome'],
+        buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900],
+        registers: [deps.metrics],
+      });
+    }
+  }
+
+  get backups(): BackupStore {
+    return this.#backups;
+  }
+
+  /**
+   * Reloads every state file: ready workspaces are served again (quota re-attached), interrupted inits are wiped
+   * and marked failed (the workspace manager retries InitWorkspace; wsd does not replay an initializer whose
+   * credentials may have expired), interrupted disposals are finished in the background.
+   */
+  async recover(): Promise<void> {
+    const records = await this.#store.loadAll();
+    for (const record of records) this.#entries.set(record.id, { record });
+    await this.#deps.quota.recover({ handles: records.filter((r) => r.quota && (r.state === 'ready' || r.state === 'disposing')).map((r) => r.quota!) });
+    for (const record of records) {
+      const log = this.#log.child({ workspaceId: record.id });
+      if (record.state === 'initializing') {
+        log.warn('init was interrupted by a restart; wiping and marking failed');
+        await this.#wipe(record);
+        await this.#update(record, { state: 'failed', lastError: 'init was interrupted by a daemon restart' });
+      } else if (record.state === 'disposing' || record.state === 'disposed') {
+        log.info('finishing an interrupted dispose', { backup: record.dispose?.backup ?? false });
+        const entry = this.#entries.get(record.id)!;
+        entry.dispose = this.#track(this.#lock.run(record.id, () => this.#dispose(entry, record.dispose?.backup ?? false)));
+        entry.dispose.catch((error: unknown) => log.error('interrupted dispose failed', { error: error as Error }));
+      } else {
+        log.info('workspace recovered', { state: record.state });
+      }
+    }
+  }
+
+  /** Creates and fills a workspace; resolves when it is ready. Runs to completion even if the caller goes away. */
+  async init(request: InitRequest): Promise<void> {
+    assertValidWorkspaceId(request.id);
+    assertValidKeySegment(request.owner, 'metadata.owner');
+    assertValidKeySegment(request.metaId, 'metadata.meta_id');
+    if (!Number.isSafeInteger(request.storageQuotaBytes) || request.storageQuotaBytes < 0) {
+      throw new WsdError('INVALID_ARGUMENT', 'storage_quota_bytes must be a non-negative integer', { field: 'storage_quota_bytes' });
+    }
+    this.#deps.initializers.get(request.initializer.kind); // an unknown kind fails before anything is created
+    if (this.#shutdown.signal.aborted) throw new WsdError('UNAVAILABLE', 'wsd is shutting down');
+
+    const existing = this.#entries.get(request.id);
+    if (existing && existing.record.state !== 'failed') {
+      throw new WsdError('ALREADY_EXISTS', `workspace ${request.id} exists already (${existing.record.state})`);
+    }
+    const now = new Date().toISOString();
+    const record: WorkspaceRecord = {
+      version: 1,
+      id: request.id,
+      owner: request.owner,
+      metaId: request.metaId,
+      state: 'initializing',
+      folder: path.join(this.#deps.workingArea, request.id),
+      initializer: request.initializer,
+      remoteStorageDisabled: request.remoteStorageDisabled,
+      storageQuotaBytes: request.storageQuotaBytes,
+      snapshots: [],
+      createdAt: now,
+      updatedAt: now,
+    };
+    const entry: Entry = { record };
+    this.#entries.set(request.id, entry);
+    entry.init = this.#track(this.#lock.run(request.id, () => this.#init(record)));
+    return entry.init;
+  }
+
+  /** Resolves once the workspace is ready. NOT_FOUND for unknown ids; FAILED_PRECONDITION if it failed or is going away. */
+  async waitForInit(id: string): Promise<void> {
+    assertValidWorkspaceId(id);
+    const entry = this.#entries.get(id);
+    if (!entry) throw new WsdError('NOT_FOUND', `workspace ${id} does not exist`);
+    await entry.init?.catch(() => {});
+    const { state, lastError } = entry.record;
+    if (state === 'ready') return;
+    if (state === 'failed') throw new WsdError('FAILED_PRECONDITION', `workspace ${id} failed to initialize: ${lastError ?? 'unknown error'}`);
+    throw new WsdError('FAILED_PRECONDITION', `workspace ${id} is ${state}`);
+  }
+
+  /** True while the workspace is initializing or ready (not failed, not being disposed). */
+  exists(id: string): boolean {
+    assertValidWorkspaceId(id);
+    const state = this.#entries.get(id)?.record.state;
+    return state === 'initializing' || state === 'ready';
+  }
+
+  /** Stores a backup now and returns it. FAILED_PRECONDITION unless ready and remote storage is enabled. */
+  async backup(id: string): Promise<BackupRef> {
+    const entry = this.#readyEntry(id, 'back up');
+    return this.#track(this.#lock.run(id, async () => {
+      this.#assertState(entry, 'ready', 'back up');
+      return this.#archive(entry, 'backup');
+    }));
+  }
+
+  /**
+   * Takes a snapshot and returns its name (what the snapshot initializer accepts). With `returnImmediately` the
+   * name comes back at once and the outcome shows in `describe`.
+   */
+  async takeSnapshot(id: string, options: { returnImmediately: boolean }): Promise<string> {
+    const entry = this.#readyEntry(id, 'snapshot');
+    const name = this.#backups.newArchiveKey(entry.record, 'snapshot');
+    const operation = { name, status: 'running' as const, startedAt: new Date().toISOString() };
+    entry.record.snapshots = [...entry.record.snapshots, operation].slice(-20);
+    const run = this.#track(this.#lock.run(id, async () => {
+      this.#assertState(entry, 'ready', 'snapshot');
+      await this.#archive(entry, 'snapshot', name);
+    }));
+    if (options.returnImmediately) {
+      run.catch((error: unknown) => this.#log.error('snapshot failed', { workspaceId: id, name, error: error as Error }));
+      return name;
+    }
+    await run;
+    return name;
+  }
+
+  /**
+   * Final backup (when asked and remote storage is enabled), git status, quota release, folder removal. A second
+   * concurrent call waits for the first and gets its result.
+   */
+  async dispose(id: string, options: { backup: boolean }): Promise<GitStatusReport | undefined> {
+    assertValidWorkspaceId(id);
+    const entry = this.#entries.get(id);
+    if (!entry) throw new WsdError('NOT_FOUND', `workspace ${id} does not exist`);
+    if (entry.dispose) return entry.dispose;
+    const dispose = this.#track(this.#lock.run(id, () => this.#dispose(entry, options.backup)));
+    entry.dispose = dispose;
+    dispose.catch(() => {
+      // A failed dispose (final backup failed) leaves the workspace ready; a later call starts afresh.
+      if (entry.dispose === dispose) delete entry.dispose;
+    });
+    return dispose;
+  }
+
+  list(): WorkspaceRecord[] {
+    return [...this.#entries.values()].map((e) => structuredClone(e.record)).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  describe(id: string): WorkspaceRecord {
+    assertValidWorkspaceId(id);
+    const entry = this.#entries.get(id);
+    if (!entry) throw new WsdError('NOT_FOUND', `workspace ${id} does not exist`);
+    return structuredClone(entry.record);
+  }
+
+  async quotaUsage(record: WorkspaceRecord): Promise<{ usedBytes?: number; limitBytes?: number }> {
+    if (!record.quota || record.state !== 'ready') return {};
+    return this.#deps.quota.usage({ handle: record.quota }).catch(() => ({}));
+  }
+
+  /** Backups and snapshots of a workspace, from storage. */
+  listArchives(target: { owner: string; metaId: string }): Promise<{ backups: BackupManifest[]; snapshots: BackupManifest[]; latest?: BackupManifest }> {
+    assertValidKeySegment(target.owner, 'owner');
+    assertValidKeySegment(target.metaId, 'meta_id');
+    return Promise.all([this.#backups.list(target), this.#backups.latestBackup(target)]).then(([all, latest]) => ({ ...all, ...(latest ? { latest } : {}) }));
+  }
+
+  /**
+   * Stops taking work, aborts running inits (a restart wipes them) and waits up to `timeoutMs` for backups,
+   * snapshots and disposals in flight, which are safe to abandon: nothing is made current before it is complete.
+   */
+  async stop(timeoutMs = 30_000): Promise<void> {
+    this.#shutdown.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([Promise.allSettled([...this.#inFlight]), timeout]);
+    clearTimeout(timer);
+    if (this.#inFlight.size > 0) this.#log.warn('stopped with operations still running', { count: this.#inFlight.size });
+  }
+
+  async #init(record: WorkspaceRecord): Promise<void> {
+    const log = this.#log.child({ workspaceId: record.id, op: 'init', initializer: record.initializer.kind });
+    const started = Date.now();
+    try {
+      await this.#store.save(record);
+      const quota = await this.#deps.quota.provision({ workspaceId: record.id, dir: record.folder, limitBytes: record.storageQuotaBytes, signal: this.#shutdown.signal });
+      await this.#update(record, { quota });
+      // Soft while restoring: a compressed backup can expand past a hard limit halfway through.
+      if (record.storageQuotaBytes > 0) record.quota = await this.#deps.quota.setLimit({ handle: quota, limitBytes: record.storageQuotaBytes, mode: 'soft' });
+      const initializer = this.#deps.initializers.get(record.initializer.kind);
+      const result = await initializer.initialize({
+        spec: record.initializer.spec ?? {},
+        dir: record.folder,
+        workspace: { id: record.id, owner: record.owner, metaId: record.metaId },
+        storage: this.#deps.storage,
+        initializers: this.#deps.initializers,
+        signal: this.#shutdown.signal,
+        log,
+      });
+      if (record.storageQuotaBytes > 0) record.quota = await this.#deps.quota.setLimit({ handle: record.quota!, limitBytes: record.storageQuotaBytes, mode: 'hard' });
+      await this.#update(record, { state: 'ready', contentSource: result.source, initStats: result.stats });
+      this.#initSeconds?.observe({ kind: record.initializer.kind, outcome: 'ok' }, (Date.now() - started) / 1000);
+      log.info('workspace ready', { source: result.source, durationMs: Date.now() - started });
+    } catch (error) {
+      const failure = initFailure(error, record.initializer.kind);
+      this.#initSeconds?.observe({ kind: record.initializer.kind, outcome: failure.code }, (Date.now() - started) / 1000);
+      log.error('init failed', { error: failure });
+      await this.#wipe(record).catch((e: unknown) => log.error('cleanup after failed init failed', { error: e as Error }));
+      await this.#update(record, { state: 'failed', lastError: failure.message }).catch(() => {});
+      throw failure;
+    }
+  }
+
+  async #dispose(entry: Entry, backup: boolean): Promise<GitStatusReport | undefined> {
+    const { record } = entry;
+    const log = this.#log.child({ workspaceId: record.id, op: 'dispose' });
+    await entry.init?.catch(() => {});
+    if (record.state === 'failed') {
+      // Nothing on disk but the record: forget it.
+      await this.#store.delete(record.id);
+      this.#entries.delete(record.id);
+      return undefined;
+    }
+    const wantsBackup = backup && !record.remoteStorageDisabled;
+    if (backup && record.remoteStorageDisabled) log.warn('final backup skipped: remote storage is disabled for this workspace');
+    const finalBackupDone = record.dispose?.finalBackupDone ?? false;
+    await this.#update(record, { state: 'disposing', dispose: { backup: wantsBackup, finalBackupDone } });
+
+    if (wantsBackup && !finalBackupDone) {
+      try {
+        await this.#archive(entry, 'backup');
+      } catch (error) {
+        const cause = toWsdError(error);
+        await this.#update(record, { state: 'ready', dispose: undefined, lastError: `final backup failed: ${cause.message}` });
+        log.error('final backup failed; workspace kept', { error: cause });
+        throw new WsdError('DATA_LOSS', `final backup failed: ${cause.message}`, { cause });
+      }
+      // Recorded before anything is deleted, so a restart from here on never takes a second, partial backup.
+      await this.#update(record, { dispose: { backup: true, finalBackupDone: true } });
+    }
+
+    const gitStatus = await this.#deps.gitStatus?.(record.folder, record).catch((error: unknown) => {
+      log.warn('cannot read git status', { error: error as Error });
+      return undefined;
+    });
+    await this.#wipe(record);
+    await this.#update(record, { state: 'disposed' });
+    await this.#store.delete(record.id);
+    this.#entries.delete(record.id);
+    log.info('workspace disposed', { backup: wantsBackup });
+    return gitStatus;
+  }
+
+  async #archive(entry: Entry, kind: 'backup' | 'snapshot', key?: string): Promise<BackupRef> {
+    const { record } = entry;
+    const log = this.#log.child({ workspaceId: record.id, op: kind });
+    const started = Date.now();
+    const operation = kind === 'snapshot' ? record.snapshots.find((s) => s.name === key) : undefined;
+    try {
+      const manifest = await this.#backups.write({ owner: record.owner, metaId: record.metaId, instanceId: record.id }, record.folder, kind, key);
+      const ref = { key: manifest.object, sizeBytes: manifest.size, createdAt: manifest.createdAt };
+      if (operation) Object.assign(operation, { status: 'done', sizeBytes: manifest.size });
+      await this.#update(record, kind === 'backup' ? { lastBackup: ref } : {});
+      this.#archiveSeconds?.observe({ kind, outcome: 'ok' }, (Date.now() - started) / 1000);
+      log.info(`${kind} stored`, { key: manifest.object, sizeBytes: manifest.size, files: manifest.files, durationMs: Date.now() - started });
+      return ref;
+    } catch (error) {
+      const failure = toWsdError(error, 'UNAVAILABLE');
+      this.#archiveSeconds?.observe({ kind, outcome: failure.code }, (Date.now() - started) / 1000);
+      if (operation) Object.assign(operation, { status: 'failed', error: failure.message });
+      await this.#update(record, { lastError: `${kind} failed: ${failure.message}` }).catch(() => {});
+      throw failure;
+    }
+  }
+
+  #readyEntry(id: string, what: string): Entry {
+    assertValidWorkspaceId(id);
+    const entry = this.#entries.get(id);
+    if (!entry) throw new WsdError('NOT_FOUND', `workspace ${id} does not exist`);
+    if (entry.record.remoteStorageDisabled) {
+      throw new WsdError('FAILED_PRECONDITION', `cannot ${what} workspace ${id}: remote storage is disabled for it`);
+    }
+    this.#assertState(entry, 'ready', what);
+    return entry;
+  }
+
+  #assertState(entry: Entry, state: WorkspaceState, what: string): void {
+    if (entry.record.state !== state) {
+      throw new WsdError('FAILED_PRECONDITION', `cannot ${what} workspace ${entry.record.id}: it is ${entry.record.state}`);
+    }
+  }
+
+  async #update(record: WorkspaceRecord, changes: Partial<WorkspaceRecord>): Promise<void> {
+    Object.assign(record, changes, { updatedAt: new Date().toISOString() });
+    await this.#store.save(record);
+  }
+
+  /** Removes the folder and releases its quota. */
+  async #wipe(record: WorkspaceRecord): Promise<void> {
+    await rm(record.folder, { recursive: true, force: true, maxRetries: 3 });
+    if (record.quota) await this.#deps.quota.release({ handle: record.quota });
+  }
+
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#inFlight.add(promise);
+    const forget = () => this.#inFlight.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+}
+
+/** Initializer failures are FAILED_PRECONDITION, except the codes a caller acts on differently. */
+function initFailure(error: unknown, kind: string): WsdError {
+  const wsd = toWsdError(error);
+  if (['NOT_FOUND', 'INVALID_ARGUMENT', 'ALREADY_EXISTS', 'RESOURCE_EXHAUSTED', 'UNAVAILABLE', 'DATA_LOSS'].includes(wsd.code)) return wsd;
+  if (isWsdError(error, 'CANCELLED')) return new WsdError('UNAVAILABLE', `init (${kind}) interrupted: wsd is shutting down`, { cause: error });
+  return new WsdError('FAILED_PRECONDITION', `initializer ${kind} failed: ${wsd.message}`, { cause: wsd, ...(wsd.field ? { field: wsd.field } : {}) });
+}

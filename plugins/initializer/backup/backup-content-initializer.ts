@@ -1,0 +1,28 @@
+import { BackupStore } from '../../../core/content/backup-store.js';
+import { WsdError } from '../../../core/errors.js';
+import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
+
+export interface FromBackupSpec {
+  checkout_location?: string;
+  from_volume_snapshot?: boolean;
+}
+
+/**
+ * Restores the latest backup of the workspace (`metadata.meta_id`). No backup is `NOT_FOUND` — never a silently
+ * empty workspace, which is how users lost work with the seed daemon.
+ */
+export class BackupContentInitializer implements ContentInitializer<FromBackupSpec> {
+  readonly kind = 'backup';
+
+  async initialize({ spec, dir, workspace, storage, log }: InitializeOptions<FromBackupSpec>): Promise<InitializeResult> {
+    if (spec.from_volume_snapshot) {
+      throw new WsdError('FAILED_PRECONDITION', 'restoring from a volume snapshot is not supported by wsd', { field: 'initializer.backup.from_volume_snapshot' });
+    }
+    const started = Date.now();
+    const store = new BackupStore(storage, log);
+    const manifest = await store.latestBackup(workspace);
+    if (!manifest) throw new WsdError('NOT_FOUND', `no backup of workspace ${workspace.metaId} (owner ${workspace.owner}) exists`);
+    await store.restore(manifest, dir);
+    return { source: 'from-backup', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes: manifest.bytesUncompressed }] };
+  }
+}
