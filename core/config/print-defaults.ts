@@ -50,15 +50,16 @@ function renderPlugin(plugin: AnyPlugin, source: string, enabled: boolean): stri
     : [];
   const lines = [...comment(about, 2), body.length ? `  ${plugin.id}:` : `  ${plugin.id}: {}`, ...body];
   // Multi-slot plugins not enabled by default are shown commented out: present in the file, switched off.
-  return enabled ? lines : lines.map((l) => l.replace(/^( *)(?!#)/, '$1# '));
+  return enabled ? lines : lines.map(commentOut);
 }
 
 function renderField(key: string, field: JsonSchema, indent: number): string[] {
   const pad = ' '.repeat(indent);
   const lines = comment(field.description, indent);
   if (field.properties) {
-    lines.push(`${pad}${key}:`);
-    for (const [k, f] of Object.entries(field.properties)) lines.push(...renderField(k, f, indent + 2));
+    const block = [`${pad}${key}:`, ...Object.entries(field.properties).flatMap(([k, f]) => renderField(k, f, indent + 2))];
+    // An optional section with no default (e.g. api.tls) is shown switched off: present, commented out.
+    lines.push(...(field.default === undefined ? block.map(commentOut) : block));
   } else if (field.default !== undefined) {
     lines.push(...yamlValue(key, field.default, pad));
   } else {
@@ -70,6 +71,9 @@ function renderField(key: string, field: JsonSchema, indent: number): string[] {
 function yamlValue(key: string, value: unknown, pad: string): string[] {
   return stringify({ [key]: value }, { indent: 2 }).trimEnd().split('\n').map((l) => pad + l);
 }
+
+/** Turns a YAML line into a comment at the same indentation; comments stay as they are. */
+const commentOut = (line: string): string => (/^\s*#/.test(line) ? line : line.replace(/^( *)/, '$1# '));
 
 function comment(text: string | undefined, indent: number): string[] {
   return text ? text.split('\n').map((l) => `${' '.repeat(indent)}# ${l}`) : [];

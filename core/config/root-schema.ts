@@ -7,6 +7,12 @@ export const addressSchema = z.string().check((ctx) => {
   else if (Number(match[2]) > 65535) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'port must be at most 65535' });
 });
 
+/** 127.0.0.0/8, ::1 and localhost: reachable from this node only. */
+export function isLoopback(address: string): boolean {
+  const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 /** A plugin id as config names it. */
 const pluginIdSchema = z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be a kebab-case plugin id');
 
@@ -45,7 +51,7 @@ export const rootConfigSchema = z.strictObject({
       insecure: z
         .boolean()
         .default(false)
-        .describe('Serve plaintext gRPC. Only for loopback or a trusted network; otherwise configure tls.'),
+        .describe('Serve plaintext gRPC on a non-loopback address (a trusted network only). Loopback addresses may always serve plaintext.'),
       tls: z
         .strictObject({
           certFile: z.string().min(1).describe('PEM server certificate (chain).'),
@@ -58,8 +64,13 @@ export const rootConfigSchema = z.strictObject({
     })
     .prefault({})
     .check((ctx) => {
-      if (!ctx.value.tls && !ctx.value.insecure) {
-        ctx.issues.push({ code: 'custom', input: ctx.value, path: ['tls'], message: 'set tls (certFile, keyFile[, caFile]) or insecure: true to serve plaintext' });
+      if (!ctx.value.tls && !ctx.value.insecure && !isLoopback(ctx.value.address)) {
+        ctx.issues.push({
+          code: 'custom',
+          input: ctx.value,
+          path: ['tls'],
+          message: `${ctx.value.address} is not a loopback address: set tls (certFile, keyFile[, caFile]) or insecure: true to serve plaintext`,
+        });
       }
       if (ctx.value.tls && ctx.value.insecure) {
         ctx.issues.push({ code: 'custom', input: ctx.value, path: ['insecure'], message: 'insecure: true and tls exclude each other' });

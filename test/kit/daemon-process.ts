@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -12,6 +13,7 @@ export interface DaemonProcess {
   logs: Array<Record<string, unknown>>;
   stderr: () => string;
   httpAddress: string;
+  grpcAddress: string;
   /** Sends `signal` and resolves with the exit code (or the signal name for a kill). */
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
@@ -31,12 +33,12 @@ export async function startDaemonProcess(options: { args: string[]; cwd?: string
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
 
-  const ready = new Promise<string>((resolve, reject) => {
+  const ready = new Promise<{ http: string; grpc: string }>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
         logs.push(entry);
-        if (entry.msg === 'ready') resolve(String(entry.http));
+        if (entry.msg === 'ready') resolve({ http: String(entry.http), grpc: String(entry.grpc) });
       } catch {
         logs.push({ unparsed: line });
       }
@@ -45,12 +47,13 @@ export async function startDaemonProcess(options: { args: string[]; cwd?: string
       reject(new Error(`wsd exited (${code ?? signal}) before ready.\nstderr: ${stderr}\nlog: ${logs.map((l) => JSON.stringify(l)).join('\n')}`)),
     );
   });
-  const httpAddress = await ready;
+  const { http: httpAddress, grpc: grpcAddress } = await ready;
   return {
     child,
     logs,
     stderr: () => stderr,
     httpAddress,
+    grpcAddress,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode ?? child.signalCode!;
       child.kill(signal);
@@ -73,4 +76,11 @@ export async function runWsd(args: string[], options: { cwd?: string; env?: Node
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const [code] = (await once(child, 'exit')) as [number | null];
   return { code: code ?? -1, stdout, stderr };
+}
+
+/** A config file for a test daemon: free ports on 127.0.0.1, plaintext gRPC, data under `dir`; `extra` is appended. */
+export function testDaemonConfig(dir: string, extra = ''): string {
+  const file = path.join(dir, 'wsd.yaml');
+  writeFileSync(file, `dataDir: ./data\nhttp:\n  address: 127.0.0.1:0\napi:\n  address: 127.0.0.1:0\n  insecure: true\n${extra}`);
+  return file;
 }

@@ -2,4 +2,5 @@ export { startTestKernel, type TestKernel, type TestKernelOptions } from './star
 export { tempDir } from './temp-dir.js';
 export { patternStream, sha256Of } from './streams.js';
 export { memoryStorage, recordingQuota, settableHealthCheck } from './fakes.js';
-export { startDaemonProcess, runWsd, wsdBin, type DaemonProcess } from './daemon-process.js';
+export { startDaemonProcess, runWsd, wsdBin, testDaemonConfig, type DaemonProcess } from './daemon-process.js';
+export { treeManifest, type TreeEntry } from './tree-hash.js';
