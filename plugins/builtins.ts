@@ -1,6 +1,7 @@
 import type { CatalogEntry } from '../core/kernel/registry.js';
 import { workingAreaHealthPlugin } from './health/working-area/plugin.js';
 import { backupInitializerPlugin } from './initializer/backup/plugin.js';
+import { compositeInitializerPlugin } from './initializer/composite/plugin.js';
 import { emptyInitializerPlugin } from './initializer/empty/plugin.js';
 import { snapshotInitializerPlugin } from './initializer/snapshot/plugin.js';
 import { noneQuotaPlugin } from './quota/none/plugin.js';
@@ -13,5 +14,6 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   emptyInitializerPlugin,
   backupInitializerPlugin,
   snapshotInitializerPlugin,
+  compositeInitializerPlugin,
   workingAreaHealthPlugin,
 ].map((plugin) => ({ plugin, source: 'built-in' }));
