@@ -6,6 +6,13 @@ import { registerConfigCommands } from './config-command.js';
 import { registerPluginsCommand } from './plugins-command.js';
 import { registerRunCommand } from './run-command.js';
 
+// grpc-js sets the TLS server name to the address even when it is an IP (DEP0123): noise for CLI users, who cannot
+// act on it. Other warnings are printed as Node would.
+process.removeAllListeners('warning');
+process.on('warning', (warning: Error & { code?: string }) => {
+  if (warning.code !== 'DEP0123') process.stderr.write(`${warning.name}: ${warning.message}\n`);
+});
+
 const program = new Command('wsd')
   .description('wsd — the workspace daemon: initializes, backs up, snapshots and quota-limits workspaces on a node')
   .version(wsdVersion)

@@ -78,9 +78,12 @@ export async function runWsd(args: string[], options: { cwd?: string; env?: Node
   return { code: code ?? -1, stdout, stderr };
 }
 
-/** A config file for a test daemon: free ports on 127.0.0.1, plaintext gRPC, data under `dir`; `extra` is appended. */
-export function testDaemonConfig(dir: string, extra = ''): string {
+/**
+ * A config file for a test daemon: free ports on 127.0.0.1, data under `dir`, plaintext gRPC unless `api` gives
+ * another api section body; `extra` is appended.
+ */
+export function testDaemonConfig(dir: string, extra = '', api = '  address: 127.0.0.1:0\n  insecure: true\n'): string {
   const file = path.join(dir, 'wsd.yaml');
-  writeFileSync(file, `dataDir: ./data\nhttp:\n  address: 127.0.0.1:0\napi:\n  address: 127.0.0.1:0\n  insecure: true\n${extra}`);
+  writeFileSync(file, `dataDir: ./data\nhttp:\n  address: 127.0.0.1:0\napi:\n${api}${extra}`);
   return file;
 }

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runWsd, startDaemonProcess, testDaemonConfig, type DaemonProcess } from '../kit/daemon-process.js';
+import { tempDir } from '../kit/temp-dir.js';
+
+describe('wsd client', () => {
+  let dir: string;
+  let daemon: DaemonProcess;
+  const wsd = (...args: string[]) => runWsd(['client', '--address', daemon.grpcAddress, ...args]);
+
+  before(async () => {
+    dir = tempDir('wsd-client-');
+    daemon = await startDaemonProcess({ args: ['--config', testDaemonConfig(dir)] });
+  });
+  after(async () => {
+    assert.equal(await daemon?.stop(), 0);
+  });
+
+  it('drives a workspace through its life with shorthands, human output by default and JSON on request', async () => {
+    let r = await wsd('init', 'cli-1', '--owner', 'dave', '--meta-id', 'cm', '--empty');
+    assert.deepEqual([r.code, r.stdout], [0, 'workspace cli-1 is ready\n']);
+    writeFileSync(path.join(dir, 'data', 'workspaces', 'cli-1', 'a.txt'), 'a\n');
+    r = await wsd('exists', 'cli-1');
+    assert.equal(r.stdout, 'workspace cli-1 exists\n');
+    r = await wsd('--json', 'exists', 'cli-1');
+    assert.deepEqual(JSON.parse(r.stdout), { id: 'cli-1', exists: true });
+    r = await wsd('wait', 'cli-1');
+    assert.equal(r.code, 0);
+    r = await wsd('backup', 'cli-1');
+    assert.match(r.stdout, /^dave\/workspaces\/cm\/backups\/.+\.tar\.zst\n$/);
+    const snapshot = (await wsd('snapshot', 'cli-1')).stdout.trim();
+    assert.match(snapshot, /^dave\/workspaces\/cm\/snapshots\//);
+    r = await wsd('list');
+    assert.match(r.stdout, /^ID +STATE +OWNER +META ID +CREATED\ncli-1 +ready +dave +cm +\d{4}-/);
+    r = await wsd('describe', 'cli-1');
+    assert.match(r.stdout, /^state: +ready$/m);
+    assert.match(r.stdout, /^snapshot: +dave\/workspaces\/cm\/snapshots\/\S+ done$/m);
+    const detail = JSON.parse((await wsd('--json', 'describe', 'cli-1')).stdout);
+    assert.equal(detail.summary.id, 'cli-1');
+    r = await wsd('dispose', 'cli-1', '--backup');
+    assert.deepEqual([r.code, r.stdout], [0, 'workspace cli-1 disposed\n']);
+
+    r = await wsd('init', 'cli-2', '--owner', 'dave', '--meta-id', 'cm', '--snapshot', snapshot);
+    assert.equal(r.code, 0, r.stderr);
+    r = await wsd('init', 'cli-3', '--owner', 'dave', '--meta-id', 'cm', '--backup');
+    assert.equal(r.code, 0, r.stderr);
+    await wsd('dispose', 'cli-2');
+    await wsd('dispose', 'cli-3');
+  });
+
+  it('takes the initializer as a JSON or YAML file in the proto JSON mapping', async () => {
+    const json = path.join(dir, 'init.json');
+    writeFileSync(json, JSON.stringify({ composite: { initializer: [{ empty: {} }] } }));
+    let r = await wsd('init', 'cli-json', '--owner', 'dave', '--meta-id', 'cj', '--initializer', json);
+    assert.equal(r.code, 0, r.stderr);
+    const yaml = path.join(dir, 'init.yaml');
+    writeFileSync(yaml, 'composite:\n  initializer:\n    - empty: {}\n');
+    r = await wsd('init', 'cli-yaml', '--owner', 'dave', '--meta-id', 'cj', '-f', yaml);
+    assert.equal(r.code, 0, r.stderr);
+
+    writeFileSync(json, JSON.stringify({ git: { remoteUri: 'file:///x', targetMode: 'SIDEWAYS' } }));
+    r = await wsd('init', 'cli-bad', '--owner', 'dave', '--meta-id', 'cj', '-f', json);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /git\.targetMode: expected one of REMOTE_HEAD, REMOTE_COMMIT, REMOTE_BRANCH, LOCAL_BRANCH/);
+  });
+
+  it('exits 1 with the gRPC status name on errors, and 2 on bad usage', async () => {
+    let r = await wsd('wait', 'nope');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^NOT_FOUND: workspace nope does not exist/);
+    r = await wsd('init', 'cli-x', '--owner', 'dave', '--meta-id', 'cx', '--empty', '--backup');
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /exactly one of --empty, --git, --snapshot, --backup, --initializer/);
+    r = await wsd('init', 'cli-x', '--owner', 'dave', '--meta-id', 'cx', '--backup');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^NOT_FOUND: /);
+  });
+});

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { WsdClient } from '../../core/api/client.js';
+import { startDaemonProcess, testDaemonConfig } from '../kit/daemon-process.js';
+import { tempDir } from '../kit/temp-dir.js';
+
+describe('restart recovery', () => {
+  it('serves ready workspaces again after kill -9, wipes interrupted inits and finishes interrupted disposals', async () => {
+    const dir = tempDir('wsd-restart-');
+    const config = testDaemonConfig(dir);
+    const workingArea = path.join(dir, 'data', 'workspaces');
+
+    const first = await startDaemonProcess({ args: ['--config', config] });
+    let client = new WsdClient({ address: first.grpcAddress });
+    for (const id of ['ws-1', 'ws-2']) {
+      await client.initWorkspace({ id, metadata: { owner: 'carol', meta_id: `m-${id}` }, initializer: { empty: {} } });
+      writeFileSync(path.join(workingArea, id, 'notes.txt'), `work in ${id}\n`);
+    }
+    await client.initWorkspace({ id: 'ws-3', metadata: { owner: 'carol', meta_id: 'm-ws-3' }, initializer: { empty: {} } });
+    client.close();
+    assert.equal(await first.stop('SIGKILL'), 'SIGKILL');
+
+    // What a crash in the middle of an init or of a dispose leaves behind, as state files say it.
+    const record = (id: string) => JSON.parse(readFileSync(path.join(workingArea, `${id}.workspace.json`), 'utf8'));
+    const interrupted = { ...record('ws-1'), id: 'ws-half', metaId: 'm-half', folder: path.join(workingArea, 'ws-half'), state: 'initializing' };
+    delete interrupted.quota;
+    mkdirSync(interrupted.folder);
+    writeFileSync(path.join(interrupted.folder, 'partial-clone'), 'x');
+    writeFileSync(path.join(workingArea, 'ws-half.workspace.json'), JSON.stringify(interrupted));
+    const disposing = { ...record('ws-3'), state: 'disposing', dispose: { backup: true, finalBackupDone: false } };
+    writeFileSync(path.join(workingArea, 'ws-3.workspace.json'), JSON.stringify(disposing));
+
+    const second = await startDaemonProcess({ args: ['--config', config] });
+    client = new WsdClient({ address: second.grpcAddress });
+    try {
+      for (const id of ['ws-1', 'ws-2']) {
+        assert.equal(await client.isWorkspaceExists(id), true, id);
+        await client.waitForInit(id);
+        assert.equal((await client.describeWorkspace(id)).summary?.state, 'WORKSPACE_STATE_READY');
+      }
+      assert.equal(await client.isWorkspaceExists('ws-half'), false);
+      assert.equal(existsSync(interrupted.folder), false, 'the interrupted init was wiped');
+      const half = await client.describeWorkspace('ws-half');
+      assert.equal(half.summary?.state, 'WORKSPACE_STATE_FAILED');
+      assert.match(half.last_error, /interrupted by a daemon restart/);
+
+      // The interrupted dispose finishes by itself, with its final backup.
+      const deadline = Date.now() + 30_000;
+      while (existsSync(path.join(workingArea, 'ws-3.workspace.json')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(existsSync(path.join(workingArea, 'ws-3')), false);
+      assert.equal((await client.listBackups({ owner: 'carol', meta_id: 'm-ws-3' })).backups.length, 1);
+
+      for (const id of ['ws-1', 'ws-2']) await client.disposeWorkspace(id, { backup: true });
+      await client.initWorkspace({ id: 'ws-1-again', metadata: { owner: 'carol', meta_id: 'm-ws-1' }, initializer: { backup: {} } });
+      assert.equal(readFileSync(path.join(workingArea, 'ws-1-again', 'notes.txt'), 'utf8'), 'work in ws-1\n');
+      await client.disposeWorkspace('ws-1-again');
+      await client.disposeWorkspace('ws-half');
+      assert.deepEqual((await client.listWorkspaces()).workspaces, []);
+    } finally {
+      client.close();
+      assert.equal(await second.stop(), 0);
+    }
+  });
+});
