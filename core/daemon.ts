@@ -1,5 +1,6 @@
 import type { WsdConfig } from './config/load-config.js';
 import { adminServiceHandlers } from './api/admin-service.js';
+import { BackupStore } from './content/backup-store.js';
 import { contentServiceHandlers } from './api/content-service.js';
 import { GrpcServer } from './api/grpc-server.js';
 import { ProbeServer } from './api/http-server.js';
@@ -43,11 +44,26 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log.error('stop step failed', { error: error as Error }));
   };
   try {
+    const { workspaces: ws, backup } = config.root;
+    const owner = ws.uid !== undefined ? { uid: ws.uid, gid: ws.gid ?? ws.uid } : undefined;
+    const storage = kernel.get(storageBackendToken);
     const workspaces = new WorkspaceService({
       workingArea: config.paths.workingArea,
-      storage: kernel.get(storageBackendToken),
+      storage,
       quota: kernel.get(quotaStrategyToken),
       initializers: new InitializerRegistry(kernel.get(contentInitializerToken)),
+      backups: new BackupStore(storage, log, {
+        keep: backup.keep,
+        compressionLevel: backup.compressionLevel,
+        maxConcurrent: backup.maxConcurrent,
+        extract: { ...(owner ? { owner } : {}), allowSpecialFiles: ws.allowSpecialFiles },
+      }),
+      settings: {
+        readyMarker: ws.readyMarker,
+        backupWins: ws.backupWins,
+        ...(owner ? { owner } : {}),
+        periodic: { periodMs: backup.period, jitter: backup.jitter, retries: backup.retries, retryDelayMs: backup.retryDelay },
+      },
       log,
       metrics,
     });

@@ -13,6 +13,18 @@ export function isLoopback(address: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+/** A duration: seconds as a number, or a string like `90s`, `15m`, `1h30m`, `500ms`. Parsed to milliseconds. */
+export const durationSchema = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value * 1000;
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== value.replace(/\s+/g, '')) {
+    ctx.issues.push({ code: 'custom', input: value, message: 'must be a duration like 30s, 15m, 1h30m (or a number of seconds)' });
+    return z.NEVER;
+  }
+  return parts.reduce((ms, p) => ms + Number(p[1]) * units[p[2]!]!, 0);
+});
+
 /** A plugin id as config names it. */
 const pluginIdSchema = z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be a kebab-case plugin id');
 
@@ -77,6 +89,36 @@ export const rootConfigSchema = z.strictObject({
       }
     })
     .describe('The gRPC API.'),
+  workspaces: z
+    .strictObject({
+      uid: z.number().int().nonnegative().optional().describe('Owner of restored and initialized content when wsd runs as root. Default: the uid stored in the archive.'),
+      gid: z.number().int().nonnegative().optional().describe('Group of restored and initialized content when wsd runs as root (with uid).'),
+      readyMarker: z
+        .string()
+        .default('.gitpod/ready')
+        .describe('File (relative to the workspace folder) written when content is ready, removed before each backup; empty to disable.'),
+      backupWins: z.boolean().default(true).describe('When a backup of the workspace exists, InitWorkspace restores it instead of running the given initializer.'),
+      allowSpecialFiles: z.boolean().default(false).describe('Let restores create device nodes and fifos (refused by default).'),
+    })
+    .prefault({})
+    .check((ctx) => {
+      if (ctx.value.gid !== undefined && ctx.value.uid === undefined) {
+        ctx.issues.push({ code: 'custom', input: ctx.value, path: ['uid'], message: 'gid needs uid as well' });
+      }
+    })
+    .describe('How workspace content is created and restored.'),
+  backup: z
+    .strictObject({
+      period: durationSchema.prefault('15m').describe('How often every ready workspace is backed up (skipped when unchanged); 0 disables periodic backups.'),
+      jitter: z.number().min(0).max(1).default(0.2).describe('Each period is shortened or lengthened by up to this fraction, so workspaces do not back up in lockstep.'),
+      maxConcurrent: z.number().int().positive().default(2).describe('Backups and snapshots uploading at once on this node.'),
+      keep: z.number().int().positive().default(3).describe('Backups kept per workspace; older ones are deleted after a newer one is committed.'),
+      retries: z.number().int().nonnegative().default(4).describe('Retries of a failed periodic backup, with exponential backoff from retryDelay.'),
+      retryDelay: durationSchema.prefault('5s').describe('First retry delay of a failed periodic backup; doubles each retry.'),
+      compressionLevel: z.number().int().min(1).max(19).default(1).describe('zstd level of archives (1 is fastest; higher saves storage, costs CPU).'),
+    })
+    .prefault({})
+    .describe('Backups and snapshots.'),
   plugins: z
     .array(z.string().min(1))
     .default([])

@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
+import { chown } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WsdError } from '../errors.js';
 import { captureTail, exitOf } from './child-process.js';
+import { TarInspector } from './tar-inspector.js';
 
 /** The one archive format: a POSIX (pax) tar stream compressed with zstd; `tar --zstd -xf` reads it. */
 export const archiveFormat = 'tar+zstd';
@@ -32,10 +34,12 @@ export interface ArchiveStream {
  * GNU tar handles what a workspace holds: symlinks, hard links, empty folders, modes, mtimes, long and unicode names,
  * files over 8 GiB (pax headers) and sparse files.
  */
-export function createArchive(dir: string, options: { level?: number } = {}): ArchiveStream {
+export function createArchive(dir: string, options: { level?: number; exclude?: string[] } = {}): ArchiveStream {
+  // atime/ctime pax records would make every archive of an unchanged tree differ, for no restore value.
+  const excludes = (options.exclude ?? []).map((p) => `--exclude=./${p}`);
   const tar = spawn(
     'tar',
-    ['--create', '--file=-', '--format=posix', '--numeric-owner', '--sparse', '--verbose', '--directory', dir, '.'],
+    ['--create', '--file=-', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--sparse', '--verbose', '--anchored', ...excludes, '--directory', dir, '.'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const zstd = spawn('zstd', ['-q', `-${options.level ?? 1}`, '-T0', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -77,21 +81,36 @@ export function createArchive(dir: string, options: { level?: number } = {}): Ar
   return { stream: output, done };
 }
 
+export interface ExtractOptions {
+  /** Give everything to this user (when running as root); otherwise root keeps the archived owners. */
+  owner?: { uid: number; gid: number };
+  /** Let device nodes and fifos through (refused by default). */
+  allowSpecialFiles?: boolean;
+}
+
 /**
- * Extracts an archive stream into `dir` (which must exist). Rejects if the stream, zstd or tar fail; what was
- * extracted before the failure stays, so callers extract into a folder they can wipe.
+ * Extracts an archive stream into `dir` (which must exist and be empty). Every tar header is inspected on the way
+ * (TarInspector): a member that could write outside `dir`, or a device/fifo, stops the restore with `DATA_LOSS`
+ * before tar sees it. Rejects if the stream, zstd or tar fail; what was extracted before the failure stays, so
+ * callers extract into a folder they wipe on failure. Returns the number of members extracted.
  */
-export async function extractArchive(body: Readable, dir: string): Promise<void> {
+export async function extractArchive(body: Readable, dir: string, options: ExtractOptions = {}): Promise<{ members: number }> {
+  const root = process.getuid?.() === 0;
+  const owner = root ? options.owner : undefined;
+  if (owner) await chown(dir, owner.uid, owner.gid);
+  const ownership = owner ? ['--no-same-owner'] : root ? ['--same-owner', '--numeric-owner'] : ['--no-same-owner'];
   const zstd = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const sameOwner = process.getuid?.() === 0 ? ['--same-owner', '--numeric-owner'] : ['--no-same-owner'];
-  const tar = spawn('tar', ['--extract', '--file=-', '--directory', dir, '--same-permissions', ...sameOwner], {
+  // Running tar as the workspace user also means the kernel, not only the inspector, keeps it out of other folders.
+  const tar = spawn('tar', ['--extract', '--file=-', '--directory', dir, '--same-permissions', '--delay-directory-restore', ...ownership], {
     stdio: ['pipe', 'ignore', 'pipe'],
+    ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
   });
+  const inspector = new TarInspector({ allowSpecialFiles: options.allowSpecialFiles ?? false });
   const zstdErr = captureTail(zstd.stderr);
   const tarErr = captureTail(tar.stderr);
   const exits = Promise.all([exitOf(zstd, 'zstd'), exitOf(tar, 'tar')]);
   try {
-    await Promise.all([pipeline(body, zstd.stdin!), pipeline(zstd.stdout!, tar.stdin!)]);
+    await Promise.all([pipeline(body, zstd.stdin!), pipeline(zstd.stdout!, inspector, tar.stdin!)]);
   } catch (error) {
     zstd.kill();
     tar.kill();
@@ -102,4 +121,5 @@ export async function extractArchive(body: Readable, dir: string): Promise<void>
   const [zstdCode, tarCode] = await exits;
   if (zstdCode !== 0) throw new WsdError('DATA_LOSS', `restoring archive: zstd failed (exit ${zstdCode}): ${zstdErr()}`);
   if (tarCode !== 0) throw new WsdError('DATA_LOSS', `restoring archive: tar failed (exit ${tarCode}): ${tarErr()}`);
+  return { members: inspector.members };
 }

@@ -3,8 +3,23 @@ import { Readable } from 'node:stream';
 import { WsdError, isWsdError, toWsdError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { StorageBackend } from '../storage/storage-backend.js';
-import { archiveFormat, createArchive, extractArchive } from './archive.js';
+import { archiveFormat, createArchive, extractArchive, type ExtractOptions } from './archive.js';
 import { DigestStream } from './digest-stream.js';
+import { Semaphore } from './semaphore.js';
+
+export interface BackupStoreOptions {
+  /** Backups kept per workspace (default 3); older ones are deleted only after a newer one is committed. */
+  keep?: number;
+  /** zstd level (default 1). */
+  compressionLevel?: number;
+  /** Archive writes at once on this node, across all workspaces (default 2). */
+  maxConcurrent?: number;
+  /** Ownership and special-file policy of restores. */
+  extract?: ExtractOptions;
+}
+
+/** Archives without a manifest older than this are leftovers of interrupted uploads, and are deleted. */
+const orphanAgeMs = 24 * 3600 * 1000;
 
 export type ArchiveKind = 'backup' | 'snapshot';
 
@@ -49,10 +64,14 @@ const manifestSuffix = '.manifest.json';
 export class BackupStore {
   readonly #storage: StorageBackend;
   readonly #log: Logger;
+  readonly #options: Required<Omit<BackupStoreOptions, 'extract' | 'maxConcurrent'>> & { extract: ExtractOptions };
+  readonly #uploads: Semaphore;
 
-  constructor(storage: StorageBackend, log: Logger) {
+  constructor(storage: StorageBackend, log: Logger, options: BackupStoreOptions = {}) {
     this.#storage = storage;
     this.#log = log;
+    this.#options = { keep: options.keep ?? 3, compressionLevel: options.compressionLevel ?? 1, extract: options.extract ?? {} };
+    this.#uploads = new Semaphore(options.maxConcurrent ?? 2);
   }
 
   /** A fresh, never-used key for an archive of `kind` (the name TakeSnapshot returns for snapshots). */
@@ -61,18 +80,26 @@ export class BackupStore {
     return `${workspacePrefix(target)}${kind}s/${time}-${randomBytes(4).toString('hex')}${archiveSuffix}`;
   }
 
-  /** Archives `dir` under `key` and commits it. Returns the manifest once the archive is current. */
-  async write(target: ArchiveTarget, dir: string, kind: ArchiveKind, key = this.newArchiveKey(target, kind)): Promise<BackupManifest> {
-    const archive = createArchive(dir);
+  /**
+   * Archives `dir` under `key` and commits it; for backups, then deletes backups beyond `keep`. Returns the manifest
+   * once the archive is current. `exclude` lists paths (relative to `dir`) left out of the archive.
+   */
+  write(target: ArchiveTarget, dir: string, kind: ArchiveKind, options: { key?: string; exclude?: string[] } = {}): Promise<BackupManifest> {
+    return this.#uploads.run(() => this.#write(target, dir, kind, options.key ?? this.newArchiveKey(target, kind), options.exclude ?? []));
+  }
+
+  async #write(target: ArchiveTarget, dir: string, kind: ArchiveKind, key: string, exclude: string[]): Promise<BackupManifest> {
+    const archive = createArchive(dir, { level: this.#options.compressionLevel, exclude });
     const digest = new DigestStream();
     archive.stream.once('error', (error) => digest.destroy(error)); // pipe() alone would leave the put waiting
     let stored = false;
+    let manifest: BackupManifest;
     try {
       await this.#storage.put({ key, body: archive.stream.pipe(digest) });
       stored = true;
       const stats = await archive.done;
       if (stats.warnings.length > 0) this.#log.warn('files changed while archiving', { key, warnings: stats.warnings.slice(0, 5) });
-      const manifest: BackupManifest = {
+      manifest = {
         version: 1,
         kind,
         object: key,
@@ -88,12 +115,41 @@ export class BackupStore {
       };
       await this.#putJson(manifestKeyFor(key), manifest);
       if (kind === 'backup') await this.#putJson(latestKey(target), manifest);
-      return manifest;
     } catch (error) {
       archive.stream.destroy();
       await archive.done.catch(() => {});
       if (stored) await this.#storage.delete({ key }).catch(() => {});
       throw toWsdError(error, 'UNAVAILABLE', `storing ${kind} ${key}`);
+    }
+    if (kind === 'backup') {
+      // The new backup is committed; pruning failures only cost storage, so they are logged, not thrown.
+      await this.#prune(target, key).catch((error: unknown) => this.#log.warn('pruning old backups failed', { owner: target.owner, metaId: target.metaId, error: error as Error }));
+    }
+    return manifest;
+  }
+
+  /** Deletes backups beyond `keep` (manifest first, so no manifest ever names a missing archive) and old orphans. */
+  async #prune(target: Pick<ArchiveTarget, 'owner' | 'metaId'>, current: string): Promise<void> {
+    const prefix = `${workspacePrefix(target)}backups/`;
+    const manifests: string[] = [];
+    const archives: Array<{ key: string; modifiedAt: Date }> = [];
+    for await (const object of this.#storage.list({ prefix })) {
+      if (object.key.endsWith(manifestSuffix)) manifests.push(object.key);
+      else if (object.key.endsWith(archiveSuffix)) archives.push(object);
+    }
+    // Keys start with a sortable UTC time, so key order is age order.
+    manifests.sort();
+    const expired = manifests.slice(0, Math.max(0, manifests.length - this.#options.keep)).filter((m) => m !== manifestKeyFor(current));
+    for (const manifest of expired) {
+      await this.#storage.delete({ key: manifest });
+      await this.#storage.delete({ key: manifest.slice(0, -manifestSuffix.length) + archiveSuffix });
+    }
+    const committed = new Set(manifests.map((m) => m.slice(0, -manifestSuffix.length) + archiveSuffix));
+    for (const archive of archives) {
+      if (!committed.has(archive.key) && archive.key !== current && Date.now() - archive.modifiedAt.getTime() > orphanAgeMs) {
+        this.#log.info('deleting an archive whose upload never completed', { key: archive.key });
+        await this.#storage.delete({ key: archive.key });
+      }
     }
   }
 
@@ -135,15 +191,19 @@ export class BackupStore {
    * Extracts the archive a manifest names into `dir`, checking size and sha256 of the bytes read: a mismatch is
    * `DATA_LOSS`. The caller wipes `dir` on failure.
    */
-  async restore(manifest: BackupManifest, dir: string): Promise<void> {
+  async restore(manifest: BackupManifest, dir: string): Promise<{ members: number }> {
+    if (manifest.format !== archiveFormat) {
+      throw new WsdError('FAILED_PRECONDITION', `archive ${manifest.object} has format ${JSON.stringify(manifest.format)}; this wsd reads ${archiveFormat}`);
+    }
     const { body } = await this.#storage.get({ key: manifest.object });
     const digest = new DigestStream();
     const verified = body.pipe(digest);
     body.once('error', (error) => verified.destroy(error));
-    await extractArchive(verified, dir);
+    const result = await extractArchive(verified, dir, this.#options.extract);
     if (digest.size !== manifest.size || digest.sha256 !== manifest.sha256) {
       throw new WsdError('DATA_LOSS', `archive ${manifest.object} is corrupt: expected ${manifest.size} bytes sha256 ${manifest.sha256}, read ${digest.size} bytes sha256 ${digest.sha256}`);
     }
+    return result;
   }
 
   async #putJson(key: string, value: unknown): Promise<void> {

@@ -13,6 +13,8 @@ export interface BackupRef {
   key: string;
   sizeBytes: number;
   createdAt: string;
+  /** Tree fingerprint taken just before archiving; an unchanged tree is not backed up again. */
+  fingerprint?: string;
 }
 
 export interface SnapshotOperation {
@@ -43,6 +45,8 @@ export interface WorkspaceRecord {
   quota?: QuotaHandle;
   contentSource?: ContentSource;
   initStats?: InitializerStats[];
+  /** Set when "a backup always wins" replaced the requested initializer: the backup that was restored. */
+  restoredFrom?: string;
   lastBackup?: BackupRef;
   snapshots: SnapshotOperation[];
   lastError?: string;

@@ -1,9 +1,11 @@
-import { rm } from 'node:fs/promises';
+import { chown, mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Gauge, Histogram, type Registry } from 'prom-client';
-import { BackupStore, type BackupManifest } from '../content/backup-store.js';
+import { BackupScheduler } from '../content/backup-scheduler.js';
+import type { BackupManifest, BackupStore } from '../content/backup-store.js';
+import { treeFingerprint } from '../content/tree-fingerprint.js';
 import { WsdError, isWsdError, toWsdError } from '../errors.js';
-import type { InitializerLookup } from '../initializer/content-initializer.js';
+import type { InitializeResult, InitializerLookup } from '../initializer/content-initializer.js';
 import type { Logger } from '../observability/logger.js';
 import type { QuotaStrategy } from '../quota/quota-strategy.js';
 import type { StorageBackend } from '../storage/storage-backend.js';
@@ -40,11 +42,30 @@ export interface GitStatusReport {
 
 export type GitStatusReader = (folder: string, record: WorkspaceRecord) => Promise<GitStatusReport | undefined>;
 
+export interface WorkspaceSettings {
+  /** Ready marker path relative to the folder; empty disables it. */
+  readyMarker: string;
+  /** Restore an existing backup instead of running the requested initializer. */
+  backupWins: boolean;
+  /** Owner of workspace folders and content when running as root. */
+  owner?: { uid: number; gid: number };
+  /** Periodic backups: every `periodMs` (0 = off) with `jitter`, `retries` from `retryDelayMs`. */
+  periodic: { periodMs: number; jitter: number; retries: number; retryDelayMs: number };
+}
+
+export const defaultWorkspaceSettings: WorkspaceSettings = {
+  readyMarker: '.gitpod/ready',
+  backupWins: true,
+  periodic: { periodMs: 0, jitter: 0.2, retries: 4, retryDelayMs: 5000 },
+};
+
 export interface WorkspaceServiceDeps {
   workingArea: string;
   storage: StorageBackend;
   quota: QuotaStrategy;
   initializers: InitializerLookup;
+  backups: BackupStore;
+  settings?: WorkspaceSettings;
   log: Logger;
   metrics?: Registry;
   /** Reads the git status of a workspace before it is removed; none means an empty status. */
@@ -70,8 +91,10 @@ interface Entry {
  */
 export class WorkspaceService {
   readonly #deps: WorkspaceServiceDeps;
+  readonly #settings: WorkspaceSettings;
   readonly #store: SessionStore;
   readonly #backups: BackupStore;
+  readonly #scheduler: BackupScheduler;
   readonly #lock = new KeyedLock();
   readonly #entries = new Map<string, Entry>();
   readonly #inFlight = new Set<Promise<unknown>>();
@@ -83,8 +106,16 @@ export class WorkspaceService {
   constructor(deps: WorkspaceServiceDeps) {
     this.#deps = deps;
     this.#log = deps.log;
+    this.#settings = deps.settings ?? defaultWorkspaceSettings;
     this.#store = new SessionStore(deps.workingArea, deps.log);
-    this.#backups = new BackupStore(deps.storage, deps.log);
+    this.#backups = deps.backups;
+    this.#scheduler = new BackupScheduler({
+      ...this.#settings.periodic,
+      periodMs: this.#settings.periodic.periodMs,
+      log: deps.log,
+      ...(deps.metrics ? { metrics: deps.metrics } : {}),
+      backup: (id) => this.#periodicBackup(id),
+    });
     if (deps.metrics) {
       const entries = this.#entries;
       new Gauge({
@@ -141,6 +172,7 @@ export class WorkspaceService {
         entry.dispose.catch((error: unknown) => log.error('interrupted dispose failed', { error: error as Error }));
       } else {
         log.info('workspace recovered', { state: record.state });
+        if (record.state === 'ready') this.#scheduler.add(record.id);
       }
     }
   }
@@ -220,7 +252,7 @@ export class WorkspaceService {
     entry.record.snapshots = [...entry.record.snapshots, operation].slice(-20);
     const run = this.#track(this.#lock.run(id, async () => {
       this.#assertState(entry, 'ready', 'snapshot');
-      await this.#archive(entry, 'snapshot', name);
+      await this.#archive(entry, 'snapshot', { key: name });
     }));
     if (options.returnImmediately) {
       run.catch((error: unknown) => this.#log.error('snapshot failed', { workspaceId: id, name, error: error as Error }));
@@ -277,6 +309,7 @@ export class WorkspaceService {
    */
   async stop(timeoutMs = 30_000): Promise<void> {
     this.#shutdown.abort();
+    this.#scheduler.stop();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
     await Promise.race([Promise.allSettled([...this.#inFlight]), timeout]);
@@ -291,20 +324,14 @@ export class WorkspaceService {
       await this.#store.save(record);
       const quota = await this.#deps.quota.provision({ workspaceId: record.id, dir: record.folder, limitBytes: record.storageQuotaBytes, signal: this.#shutdown.signal });
       await this.#update(record, { quota });
+      if (this.#settings.owner && process.getuid?.() === 0) await chown(record.folder, this.#settings.owner.uid, this.#settings.owner.gid);
       // Soft while restoring: a compressed backup can expand past a hard limit halfway through.
       if (record.storageQuotaBytes > 0) record.quota = await this.#deps.quota.setLimit({ handle: quota, limitBytes: record.storageQuotaBytes, mode: 'soft' });
-      const initializer = this.#deps.initializers.get(record.initializer.kind);
-      const result = await initializer.initialize({
-        spec: record.initializer.spec ?? {},
-        dir: record.folder,
-        workspace: { id: record.id, owner: record.owner, metaId: record.metaId },
-        storage: this.#deps.storage,
-        initializers: this.#deps.initializers,
-        signal: this.#shutdown.signal,
-        log,
-      });
+      const result = await this.#fill(record, log);
       if (record.storageQuotaBytes > 0) record.quota = await this.#deps.quota.setLimit({ handle: record.quota!, limitBytes: record.storageQuotaBytes, mode: 'hard' });
+      await this.#writeReadyMarker(record, result);
       await this.#update(record, { state: 'ready', contentSource: result.source, initStats: result.stats });
+      this.#scheduler.add(record.id);
       this.#initSeconds?.observe({ kind: record.initializer.kind, outcome: 'ok' }, (Date.now() - started) / 1000);
       log.info('workspace ready', { source: result.source, durationMs: Date.now() - started });
     } catch (error) {
@@ -317,8 +344,75 @@ export class WorkspaceService {
     }
   }
 
+  /**
+   * Runs the requested initializer — or, when "a backup always wins" and the workspace has a backup, restores that
+   * instead: a workspace that was ever backed up never silently starts from a fresh clone.
+   */
+  async #fill(record: WorkspaceRecord, log: Logger): Promise<InitializeResult> {
+    if (this.#settings.backupWins && !record.remoteStorageDisabled && record.initializer.kind !== 'backup') {
+      const latest = await this.#backups.latestBackup(record);
+      if (latest) {
+        log.info('a backup exists; restoring it instead of the requested initializer', { backup: latest.object, requested: record.initializer.kind });
+        const started = Date.now();
+        await this.#backups.restore(latest, record.folder);
+        record.restoredFrom = latest.object;
+        return { source: 'from-backup', stats: [{ kind: 'backup', durationMs: Date.now() - started, bytes: latest.bytesUncompressed }] };
+      }
+    }
+    return this.#deps.initializers.get(record.initializer.kind).initialize({
+      spec: record.initializer.spec ?? {},
+      dir: record.folder,
+      workspace: { id: record.id, owner: record.owner, metaId: record.metaId },
+      storage: this.#deps.storage,
+      archives: this.#backups,
+      initializers: this.#deps.initializers,
+      signal: this.#shutdown.signal,
+      log,
+    });
+  }
+
+  /** `{ source, metrics }` at the ready-marker path, written atomically (temp + rename). */
+  async #writeReadyMarker(record: WorkspaceRecord, result: InitializeResult): Promise<void> {
+    if (!this.#settings.readyMarker) return;
+    const file = path.join(record.folder, this.#settings.readyMarker);
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.tmp`;
+    const handle = await open(tmp, 'w', 0o644);
+    try {
+      await handle.writeFile(`${JSON.stringify({ source: result.source, metrics: result.stats })}\n`);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, file);
+    const owner = this.#settings.owner;
+    if (owner && process.getuid?.() === 0) {
+      await chown(file, owner.uid, owner.gid);
+      await chown(path.dirname(file), owner.uid, owner.gid);
+    }
+  }
+
+  /** One periodic run: back up unless the tree is unchanged since the last backup. */
+  #periodicBackup(id: string): Promise<'stored' | 'skipped' | 'gone'> {
+    const entry = this.#entries.get(id);
+    if (!entry || entry.record.state !== 'ready' || entry.record.remoteStorageDisabled) return Promise.resolve('gone');
+    return this.#track(this.#lock.run(id, async () => {
+      if (entry.record.state !== 'ready' || this.#shutdown.signal.aborted) return 'gone';
+      const fingerprint = await treeFingerprint(entry.record.folder, { exclude: this.#excluded() });
+      if (fingerprint === entry.record.lastBackup?.fingerprint) return 'skipped';
+      await this.#archive(entry, 'backup', { fingerprint });
+      return 'stored';
+    }));
+  }
+
+  /** Left out of every archive: the ready marker must not come back with a restore before content is ready. */
+  #excluded(): string[] {
+    return this.#settings.readyMarker ? [this.#settings.readyMarker] : [];
+  }
+
   async #dispose(entry: Entry, backup: boolean): Promise<GitStatusReport | undefined> {
     const { record } = entry;
+    this.#scheduler.remove(record.id);
     const log = this.#log.child({ workspaceId: record.id, op: 'dispose' });
     await entry.init?.catch(() => {});
     if (record.state === 'failed') {
@@ -338,6 +432,7 @@ export class WorkspaceService {
       } catch (error) {
         const cause = toWsdError(error);
         await this.#update(record, { state: 'ready', dispose: undefined, lastError: `final backup failed: ${cause.message}` });
+        this.#scheduler.add(record.id);
         log.error('final backup failed; workspace kept', { error: cause });
         throw new WsdError('DATA_LOSS', `final backup failed: ${cause.message}`, { cause });
       }
@@ -357,14 +452,20 @@ export class WorkspaceService {
     return gitStatus;
   }
 
-  async #archive(entry: Entry, kind: 'backup' | 'snapshot', key?: string): Promise<BackupRef> {
+  async #archive(entry: Entry, kind: 'backup' | 'snapshot', options: { key?: string; fingerprint?: string } = {}): Promise<BackupRef> {
     const { record } = entry;
     const log = this.#log.child({ workspaceId: record.id, op: kind });
     const started = Date.now();
-    const operation = kind === 'snapshot' ? record.snapshots.find((s) => s.name === key) : undefined;
+    const operation = kind === 'snapshot' ? record.snapshots.find((s) => s.name === options.key) : undefined;
     try {
-      const manifest = await this.#backups.write({ owner: record.owner, metaId: record.metaId, instanceId: record.id }, record.folder, kind, key);
-      const ref = { key: manifest.object, sizeBytes: manifest.size, createdAt: manifest.createdAt };
+      const exclude = this.#excluded();
+      // Taken before archiving: a change made while the archive is written shows up as a change next time.
+      const fingerprint = kind === 'backup' ? (options.fingerprint ?? (await treeFingerprint(record.folder, { exclude }))) : undefined;
+      const manifest = await this.#backups.write({ owner: record.owner, metaId: record.metaId, instanceId: record.id }, record.folder, kind, {
+        ...(options.key ? { key: options.key } : {}),
+        exclude,
+      });
+      const ref: BackupRef = { key: manifest.object, sizeBytes: manifest.size, createdAt: manifest.createdAt, ...(fingerprint ? { fingerprint } : {}) };
       if (operation) Object.assign(operation, { status: 'done', sizeBytes: manifest.size });
       await this.#update(record, kind === 'backup' ? { lastBackup: ref } : {});
       this.#archiveSeconds?.observe({ kind, outcome: 'ok' }, (Date.now() - started) / 1000);

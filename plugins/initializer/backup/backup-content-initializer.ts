@@ -1,4 +1,3 @@
-import { BackupStore } from '../../../core/content/backup-store.js';
 import { WsdError } from '../../../core/errors.js';
 import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
 
@@ -14,15 +13,14 @@ export interface FromBackupSpec {
 export class BackupContentInitializer implements ContentInitializer<FromBackupSpec> {
   readonly kind = 'backup';
 
-  async initialize({ spec, dir, workspace, storage, log }: InitializeOptions<FromBackupSpec>): Promise<InitializeResult> {
+  async initialize({ spec, dir, workspace, archives }: InitializeOptions<FromBackupSpec>): Promise<InitializeResult> {
     if (spec.from_volume_snapshot) {
       throw new WsdError('FAILED_PRECONDITION', 'restoring from a volume snapshot is not supported by wsd', { field: 'initializer.backup.from_volume_snapshot' });
     }
     const started = Date.now();
-    const store = new BackupStore(storage, log);
-    const manifest = await store.latestBackup(workspace);
+    const manifest = await archives.latestBackup(workspace);
     if (!manifest) throw new WsdError('NOT_FOUND', `no backup of workspace ${workspace.metaId} (owner ${workspace.owner}) exists`);
-    await store.restore(manifest, dir);
+    await archives.restore(manifest, dir);
     return { source: 'from-backup', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes: manifest.bytesUncompressed }] };
   }
 }

@@ -1,4 +1,3 @@
-import { BackupStore } from '../../../core/content/backup-store.js';
 import { WsdError } from '../../../core/errors.js';
 import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
 
@@ -11,15 +10,14 @@ export interface SnapshotSpec {
 export class SnapshotContentInitializer implements ContentInitializer<SnapshotSpec> {
   readonly kind = 'snapshot';
 
-  async initialize({ spec, dir, storage, log }: InitializeOptions<SnapshotSpec>): Promise<InitializeResult> {
+  async initialize({ spec, dir, archives }: InitializeOptions<SnapshotSpec>): Promise<InitializeResult> {
     if (spec.from_volume_snapshot) {
       throw new WsdError('FAILED_PRECONDITION', 'restoring from a volume snapshot is not supported by wsd', { field: 'initializer.snapshot.from_volume_snapshot' });
     }
     if (!spec.snapshot) throw new WsdError('INVALID_ARGUMENT', 'initializer.snapshot.snapshot is required', { field: 'initializer.snapshot.snapshot' });
     const started = Date.now();
-    const store = new BackupStore(storage, log);
-    const manifest = await store.snapshot(spec.snapshot);
-    await store.restore(manifest, dir);
+    const manifest = await archives.snapshot(spec.snapshot);
+    await archives.restore(manifest, dir);
     return { source: 'from-other', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes: manifest.bytesUncompressed }] };
   }
 }
