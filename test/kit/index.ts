@@ -3,4 +3,4 @@ export { tempDir } from './temp-dir.js';
 export { patternStream, sha256Of } from './streams.js';
 export { memoryStorage, recordingQuota, settableHealthCheck } from './fakes.js';
 export { startDaemonProcess, runWsd, wsdBin, testDaemonConfig, type DaemonProcess } from './daemon-process.js';
-export { treeManifest, type TreeEntry } from './tree-hash.js';
+export { treeManifest, firstDifference, type TreeEntry } from './tree-hash.js';

@@ -1,13 +1,18 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 const created: string[] = [];
 let cleanupRegistered = false;
 
-/** A fresh folder under the OS temp folder, removed when the test process exits (set WSD_KEEP_TEMP=1 to keep). */
-export function tempDir(prefix = 'wsd-test-'): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+/**
+ * A fresh folder under the OS temp folder, removed when the test process exits (set WSD_KEEP_TEMP=1 to keep).
+ * `memory: true` prefers /dev/shm (tmpfs): for tests that move tens of thousands of small files, whose point is
+ * correctness, not the speed of this machine's disk.
+ */
+export function tempDir(prefix = 'wsd-test-', options: { memory?: boolean } = {}): string {
+  const base = options.memory && isWritableDir('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  const dir = mkdtempSync(path.join(base, prefix));
   created.push(dir);
   if (!cleanupRegistered) {
     cleanupRegistered = true;
@@ -17,4 +22,13 @@ export function tempDir(prefix = 'wsd-test-'): string {
     });
   }
   return dir;
+}
+
+function isWritableDir(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
 }
