@@ -35,32 +35,34 @@ export interface ArchiveStream {
  * files over 8 GiB (pax headers) and sparse files.
  */
 export function createArchive(dir: string, options: { level?: number; exclude?: string[] } = {}): ArchiveStream {
+  const zstd = spawn('zstd', ['-q', `-${options.level ?? 1}`, '-T0', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // tar writes straight into zstd's stdin (no hop through Node); --totals reports the uncompressed size.
   // atime/ctime pax records would make every archive of an unchanged tree differ, for no restore value.
   const excludes = (options.exclude ?? []).map((p) => `--exclude=./${p}`);
   const tar = spawn(
     'tar',
-    ['--create', '--file=-', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--sparse', '--verbose', '--anchored', ...excludes, '--directory', dir, '.'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    ['--create', '--file=-', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--sparse', '--verbose', '--totals', '--anchored', ...excludes, '--directory', dir, '.'],
+    { stdio: ['ignore', zstd.stdin!, 'pipe'] },
   );
-  const zstd = spawn('zstd', ['-q', `-${options.level ?? 1}`, '-T0', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Our copy of the pipe's write end must go, or zstd never sees end of input.
+  zstd.stdin!.destroy();
   const output = new PassThrough();
   const zstdErr = captureTail(zstd.stderr);
 
   // With the archive on stdout, tar lists members on stderr ("./name", newlines escaped); the rest are messages.
   let files = 0;
+  let bytesUncompressed = 0;
   const messages: string[] = [];
   createInterface({ input: tar.stderr! }).on('line', (line) => {
-    if (line === '.' || line.startsWith('./')) files++;
+    const totals = /^Total bytes written: (\d+)/.exec(line);
+    if (totals) bytesUncompressed = Number(totals[1]);
+    else if (line === '.' || line.startsWith('./')) files++;
     else if (messages.length < 50) messages.push(line);
   });
-  let bytesUncompressed = 0;
-  tar.stdout!.on('data', (chunk: Buffer) => (bytesUncompressed += chunk.length));
-
-  const feed = pipeline(tar.stdout!, zstd.stdin!).catch(() => {}); // failures surface through the exit codes
   zstd.stdout!.pipe(output);
 
   const done = (async () => {
-    const [tarCode, zstdCode] = await Promise.all([exitOf(tar, 'tar'), exitOf(zstd, 'zstd'), feed]);
+    const [tarCode, zstdCode] = await Promise.all([exitOf(tar, 'tar'), exitOf(zstd, 'zstd')]);
     // tar exits 1 when files changed while being read: normal for a live workspace, the archive is still valid.
     if (tarCode !== 0 && tarCode !== 1) throw new Error(`tar failed (exit ${tarCode}): ${messages.join('; ')}`);
     if (zstdCode !== 0) throw new Error(`zstd failed (exit ${zstdCode}): ${zstdErr()}`);
