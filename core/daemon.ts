@@ -1,6 +1,8 @@
 import type { WsdConfig } from './config/load-config.js';
 import { adminServiceHandlers } from './api/admin-service.js';
+import path from 'node:path';
 import { BackupStore } from './content/backup-store.js';
+import { firstCheckoutLocation, readGitStatus } from './content/git-status.js';
 import { contentServiceHandlers } from './api/content-service.js';
 import { GrpcServer } from './api/grpc-server.js';
 import { ProbeServer } from './api/http-server.js';
@@ -58,6 +60,10 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
         maxConcurrent: backup.maxConcurrent,
         extract: { ...(owner ? { owner } : {}), allowSpecialFiles: ws.allowSpecialFiles },
       }),
+      gitStatus: (folder, record) => {
+        const location = firstCheckoutLocation(record.initializer);
+        return readGitStatus(location === undefined ? folder : path.join(folder, location), owner && process.getuid?.() === 0 ? { user: owner } : {});
+      },
       settings: {
         readyMarker: ws.readyMarker,
         backupWins: ws.backupWins,

@@ -2,7 +2,10 @@ import type { CatalogEntry } from '../core/kernel/registry.js';
 import { workingAreaHealthPlugin } from './health/working-area/plugin.js';
 import { backupInitializerPlugin } from './initializer/backup/plugin.js';
 import { compositeInitializerPlugin } from './initializer/composite/plugin.js';
+import { downloadInitializerPlugin } from './initializer/download/plugin.js';
 import { emptyInitializerPlugin } from './initializer/empty/plugin.js';
+import { gitInitializerPlugin } from './initializer/git/plugin.js';
+import { prebuildInitializerPlugin } from './initializer/prebuild/plugin.js';
 import { snapshotInitializerPlugin } from './initializer/snapshot/plugin.js';
 import { noneQuotaPlugin } from './quota/none/plugin.js';
 import { localStoragePlugin } from './storage/local/plugin.js';
@@ -15,5 +18,8 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   backupInitializerPlugin,
   snapshotInitializerPlugin,
   compositeInitializerPlugin,
+  gitInitializerPlugin,
+  prebuildInitializerPlugin,
+  downloadInitializerPlugin,
   workingAreaHealthPlugin,
 ].map((plugin) => ({ plugin, source: 'built-in' }));

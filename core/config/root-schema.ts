@@ -132,7 +132,7 @@ export const rootConfigSchema = z.strictObject({
     .prefault({})
     .describe('How workspace disk use is limited. Other keys: one config section per quota plugin id.'),
   initializers: pluginMapSchema
-    .default({ empty: {}, backup: {}, snapshot: {}, composite: {} })
+    .default({ empty: {}, backup: {}, snapshot: {}, composite: {}, git: {}, prebuild: {}, download: {} })
     .describe('Enabled content initializers: plugin id → its config.'),
   health: pluginMapSchema
     .default({ 'working-area': {} })

@@ -36,6 +36,8 @@ export interface InitializeOptions<Spec = unknown> {
   initializers: InitializerLookup;
   signal: AbortSignal;
   log: Logger;
+  /** When set (daemon running as root), content is created as this user: run child processes as it. */
+  user?: { uid: number; gid: number };
 }
 
 export interface InitializerLookup {

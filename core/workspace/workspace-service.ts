@@ -368,6 +368,7 @@ export class WorkspaceService {
       initializers: this.#deps.initializers,
       signal: this.#shutdown.signal,
       log,
+      ...(this.#settings.owner && process.getuid?.() === 0 ? { user: this.#settings.owner } : {}),
     });
   }
 

@@ -23,7 +23,7 @@ describe('wsd CLI', () => {
     const daemon = await startDaemonProcess({ args: ['--config', configFile(dir, 'http:\n  address: 127.0.0.1:0\n')] });
     try {
       const pluginLines = daemon.logs.filter((l) => l.msg === 'plugin').map((l) => `${l.kind}/${l.id}:${l.status}`);
-      assert.deepEqual(pluginLines, ['storage/local:ok', 'quota/none:ok', 'initializer/empty:ok', 'initializer/backup:ok', 'initializer/snapshot:ok', 'initializer/composite:ok', 'health/working-area:ok']);
+      assert.deepEqual(pluginLines, ['storage/local:ok', 'quota/none:ok', 'initializer/empty:ok', 'initializer/backup:ok', 'initializer/snapshot:ok', 'initializer/composite:ok', 'initializer/git:ok', 'initializer/prebuild:ok', 'initializer/download:ok', 'health/working-area:ok']);
 
       assert.deepEqual(await get(daemon.httpAddress, '/healthz'), { status: 200, text: 'ok\n' });
       const ready = await get(daemon.httpAddress, '/readyz');
@@ -83,7 +83,7 @@ describe('wsd CLI', () => {
     assert.equal(printed.code, 0);
     const result = await runWsd(['config', 'validate', '--config', configFile(dir, printed.stdout)]);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /valid; plugins in start order: storage\/local, quota\/none, initializer\/empty, initializer\/backup, initializer\/snapshot, initializer\/composite, health\/working-area/);
+    assert.match(result.stdout, /valid; plugins in start order: storage\/local, quota\/none, initializer\/empty, initializer\/backup, initializer\/snapshot, initializer\/composite, initializer\/git, initializer\/prebuild, initializer\/download, health\/working-area/);
   });
 
   it('lists built-ins, and the third-party plugins a config loads', async () => {
@@ -103,10 +103,10 @@ describe('wsd CLI', () => {
     const listed = await runWsd(['plugins', '--config', file]);
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /^health +greeter +\.\/greeter\.js +a third-party check$/m);
-    assert.match(listed.stdout, /7\. +health\/greeter +\.\/greeter\.js/);
+    assert.match(listed.stdout, /10\. +health\/greeter +\.\/greeter\.js/);
 
     const json = JSON.parse((await runWsd(['plugins', '--config', file, '--json'])).stdout);
-    assert.deepEqual(json.enabled.map((p: { name: string }) => p.name), ['storage/local', 'quota/none', 'initializer/empty', 'initializer/backup', 'initializer/snapshot', 'initializer/composite', 'health/greeter']);
+    assert.deepEqual(json.enabled.map((p: { name: string }) => p.name), ['storage/local', 'quota/none', 'initializer/empty', 'initializer/backup', 'initializer/snapshot', 'initializer/composite', 'initializer/git', 'initializer/prebuild', 'initializer/download', 'health/greeter']);
   });
 
   it('refuses a third-party plugin built for another API version', async () => {

@@ -58,7 +58,7 @@ describe('kernel', () => {
     assert.deepEqual(events, ['start quota/q', 'start storage/s', 'start health/h']);
     assert.deepEqual(
       kernel.statuses().map((s) => `${s.kind}/${s.id}:${s.status}`),
-      ['quota/q:ok', 'storage/s:ok', 'initializer/empty:ok', 'initializer/backup:ok', 'initializer/snapshot:ok', 'initializer/composite:ok', 'health/h:ok'],
+      ['quota/q:ok', 'storage/s:ok', 'initializer/empty:ok', 'initializer/backup:ok', 'initializer/snapshot:ok', 'initializer/composite:ok', 'initializer/git:ok', 'initializer/prebuild:ok', 'initializer/download:ok', 'health/h:ok'],
     );
     await stop();
     assert.deepEqual(events.slice(3), ['stop health/h', 'stop storage/s', 'stop quota/q']);
@@ -110,9 +110,9 @@ describe('kernel', () => {
 
   it('refuses a config that names an unknown plugin', async () => {
     await expectConfigError(
-      startTestKernel({ config: { storage: { plugin: 'nope' }, initializers: { git: {} } } }),
+      startTestKernel({ config: { storage: { plugin: 'nope' }, initializers: { svn: {} } } }),
       /storage\.nope: unknown storage plugin "nope" \(known: local\)/,
-      /initializers\.git: unknown initializer plugin "git" \(known: empty, backup, snapshot, composite\)/,
+      /initializers\.svn: unknown initializer plugin "svn" \(known: empty, backup, snapshot, composite, git, prebuild, download\)/,
     );
   });
 

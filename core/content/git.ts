@@ -1,0 +1,74 @@
+import { spawn } from 'node:child_process';
+import { WsdError } from '../errors.js';
+
+export interface GitOptions {
+  cwd: string;
+  /** Extra environment (credentials travel here, never on the command line). */
+  env?: Record<string, string>;
+  /** Run as this user (when the daemon is root). */
+  user?: { uid: number; gid: number };
+  signal?: AbortSignal;
+}
+
+export interface GitResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs git with a predictable environment: no prompts, no system or global config, repository hooks disabled
+ * (`core.hooksPath=/dev/null`), English messages (error classification reads them).
+ */
+export function runGit(args: string[], options: GitOptions): Promise<GitResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('git', ['-c', 'core.hooksPath=/dev/null', ...args], {
+      cwd: options.cwd,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/',
+        LANG: 'C',
+        LC_ALL: 'C',
+        GIT_TERMINAL_PROMPT: '0',
+        GIT_CONFIG_NOSYSTEM: '1',
+        GIT_CONFIG_GLOBAL: '/dev/null',
+        ...options.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(options.user ? { uid: options.user.uid, gid: options.user.gid } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-16_000)));
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.name === 'AbortError') reject(new WsdError('CANCELLED', `git ${args[0]}: cancelled`));
+      else reject(new WsdError('FAILED_PRECONDITION', error.code === 'ENOENT' ? 'git is not installed' : `git: ${error.message}`));
+    });
+    child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+/** Runs git and throws a WsdError (with git's last stderr line) unless it exits 0. */
+export async function git(args: string[], options: GitOptions): Promise<string> {
+  const result = await runGit(args, options);
+  if (result.code !== 0) throw gitFailure(args[0]!, result);
+  return result.stdout;
+}
+
+/** Access problems are permanent (PERMISSION_DENIED); unknown repositories NOT retried either; the rest transient. */
+export function gitFailure(command: string, result: GitResult): WsdError {
+  const text = result.stderr.trim();
+  const last = text.split('\n').filter((l) => l.trim()).slice(-2).join(' / ') || `exit ${result.code}`;
+  if (/Authentication failed|could not read (Username|Password)|HTTP Basic: Access denied|\b401\b|\b403\b|Permission denied \(publickey/i.test(text)) {
+    return new WsdError('PERMISSION_DENIED', `git ${command}: access denied: ${last}`);
+  }
+  if (/(repository .* not found|does not appear to be a git repository|not found|couldn't find remote ref|did not match any)/i.test(text)) {
+    return new WsdError('FAILED_PRECONDITION', `git ${command}: ${last}`);
+  }
+  if (/(Could not resolve host|Connection refused|Connection timed out|Operation timed out|early EOF|unexpected disconnect|RPC failed|\b50[0-9]\b|Empty reply)/i.test(text)) {
+    return new WsdError('UNAVAILABLE', `git ${command}: ${last}`);
+  }
+  return new WsdError('FAILED_PRECONDITION', `git ${command}: ${last}`);
+}

@@ -1,0 +1,93 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { DigestStream } from '../../../core/content/digest-stream.js';
+import { insideFolder } from '../../../core/content/inside-folder.js';
+import { WsdError } from '../../../core/errors.js';
+import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
+
+export interface DownloadSpec {
+  files?: Array<{ url?: string; file_path?: string; digest?: string }>;
+  target_location?: string;
+}
+
+export interface DownloadOptions {
+  attempts: number;
+  initialRetryDelayMs: number;
+}
+
+/**
+ * Downloads files into the workspace: each to `target_location/file_path` (both kept inside the folder), written to
+ * a temp file, checked against its `sha256:<hex>` digest, then renamed into place. Transient failures (network,
+ * 5xx, 429) are retried with doubling delays; a digest mismatch is not.
+ */
+export class DownloadContentInitializer implements ContentInitializer<DownloadSpec> {
+  readonly kind = 'download';
+  readonly #options: DownloadOptions;
+
+  constructor(options: DownloadOptions) {
+    this.#options = options;
+  }
+
+  async initialize({ spec, dir, signal, log }: InitializeOptions<DownloadSpec>): Promise<InitializeResult> {
+    const started = Date.now();
+    const base = insideFolder(dir, spec.target_location ?? '', 'initializer.download.target_location');
+    const files = (spec.files ?? []).map((file, i) => {
+      const field = `initializer.download.files[${i}]`;
+      if (!file.url) throw new WsdError('INVALID_ARGUMENT', `${field}.url is required`, { field: `${field}.url` });
+      if (!file.file_path) throw new WsdError('INVALID_ARGUMENT', `${field}.file_path is required`, { field: `${field}.file_path` });
+      const digest = /^sha256:([0-9a-f]{64})$/i.exec(file.digest ?? '');
+      if (!digest) throw new WsdError('INVALID_ARGUMENT', `${field}.digest must be sha256:<64 hex digits>`, { field: `${field}.digest` });
+      return { url: file.url, target: insideFolder(base, file.file_path, `${field}.file_path`), sha256: digest[1]!.toLowerCase(), field };
+    });
+    let bytes = 0;
+    for (const file of files) {
+      bytes += await this.#download(file, signal);
+      log.info('downloaded', { file: path.relative(dir, file.target), bytes });
+    }
+    return { source: 'from-other', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes }] };
+  }
+
+  async #download(file: { url: string; target: string; sha256: string; field: string }, signal: AbortSignal): Promise<number> {
+    await mkdir(path.dirname(file.target), { recursive: true });
+    const tmp = `${file.target}.wsd-download`;
+    let lastError = '';
+    for (let attempt = 0, delay = this.#options.initialRetryDelayMs; attempt < this.#options.attempts; attempt++, delay *= 2) {
+      signal.throwIfAborted();
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      let response: Response;
+      try {
+        response = await fetch(file.url, { signal });
+      } catch (error) {
+        if (signal.aborted) throw error;
+        lastError = (error as Error).message;
+        continue;
+      }
+      if (!response.ok || !response.body) {
+        lastError = `HTTP ${response.status}`;
+        await response.body?.cancel();
+        if (response.status >= 500 || response.status === 429) continue;
+        throw new WsdError('FAILED_PRECONDITION', `${file.field}: downloading ${file.url} failed: ${lastError}`, { field: `${file.field}.url` });
+      }
+      const digest = new DigestStream();
+      try {
+        await pipeline(Readable.fromWeb(response.body as unknown as WebReadableStream), digest, createWriteStream(tmp));
+      } catch (error) {
+        await rm(tmp, { force: true });
+        if (signal.aborted) throw error;
+        lastError = (error as Error).message;
+        continue;
+      }
+      if (digest.sha256 !== file.sha256) {
+        await rm(tmp, { force: true });
+        throw new WsdError('FAILED_PRECONDITION', `${file.field}: digest mismatch for ${file.url}: expected sha256:${file.sha256}, got sha256:${digest.sha256}`, { field: `${file.field}.digest` });
+      }
+      await rename(tmp, file.target);
+      return digest.size;
+    }
+    throw new WsdError('UNAVAILABLE', `${file.field}: downloading ${file.url} failed after ${this.#options.attempts} attempts: ${lastError}`, { field: `${file.field}.url` });
+  }
+}

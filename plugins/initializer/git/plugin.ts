@@ -1,0 +1,15 @@
+import { z } from 'zod';
+import { durationSchema } from '../../../core/config/root-schema.js';
+import { definePlugin } from '../../../core/kernel/plugin.js';
+import { GitContentInitializer } from './git-content-initializer.js';
+
+export const gitInitializerPlugin = definePlugin({
+  kind: 'initializer',
+  id: 'git',
+  description: 'Clones a git repository (all target modes, basic and one-time-secret auth, submodules, upstream)',
+  configSchema: z.strictObject({
+    retryTimeout: durationSchema.prefault('5m').describe('How long transient clone and fetch failures are retried (access denied is not).'),
+    initialRetryDelay: durationSchema.prefault('1s').describe('First retry delay; doubles each retry.'),
+  }),
+  create: ({ config }) => new GitContentInitializer({ retryTimeoutMs: config.retryTimeout, initialRetryDelayMs: config.initialRetryDelay }),
+});
