@@ -123,6 +123,6 @@ describe('config', () => {
     const defaults = await validateConfig({}, base);
     assert.deepEqual(config.plan.map((p) => p.configPath), defaults.plan.map((p) => p.configPath));
     assert.deepEqual(config.pluginConfigs, defaults.pluginConfigs);
-    assert.deepEqual({ ...config.root, storage: {}, quota: {}, health: {} }, { ...defaults.root, storage: {}, quota: {}, health: {} });
+    assert.deepEqual({ ...config.root, storage: {}, quota: {}, initializers: {}, health: {} }, { ...defaults.root, storage: {}, quota: {}, initializers: {}, health: {} });
   });
 });
