@@ -10,6 +10,7 @@ import type { AdminServiceHandlers } from './generated/wsd/v1/AdminService.js';
 import type { BackupInfo } from './generated/wsd/v1/BackupInfo.js';
 import type { WorkspaceSummary } from './generated/wsd/v1/WorkspaceSummary.js';
 import type { WorkspaceState as ProtoState } from './generated/wsd/v1/WorkspaceState.js';
+import { toGitStatus } from './content-service.js';
 import { unary } from './unary.js';
 
 export interface AdminSources {
@@ -30,7 +31,7 @@ export function adminServiceHandlers(sources: AdminSources, log: Logger): AdminS
     ListWorkspaces: unary('ListWorkspaces', log, async () => ({ workspaces: workspaces.list().map(summary) })),
     DescribeWorkspace: unary('DescribeWorkspace', log, async ({ id }) => {
       const record = workspaces.describe(id);
-      const usage = await workspaces.quotaUsage(record);
+      const [usage, gitStatus] = await Promise.all([workspaces.quotaUsage(record), workspaces.gitStatus(record)]);
       return {
         summary: summary(record),
         folder: record.folder,
@@ -41,6 +42,7 @@ export function adminServiceHandlers(sources: AdminSources, log: Logger): AdminS
         content_source: record.contentSource ?? '',
         remote_storage_disabled: record.remoteStorageDisabled,
         initializer: record.initializer.kind,
+        git_status: gitStatus ? toGitStatus(gitStatus) : null,
         snapshots: record.snapshots.map((s) => ({
           name: s.name,
           status: s.status,

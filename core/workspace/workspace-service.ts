@@ -291,6 +291,12 @@ export class WorkspaceService {
     return structuredClone(entry.record);
   }
 
+  /** The current git status of a ready workspace's first checkout (what DisposeWorkspace would report now). */
+  async gitStatus(record: WorkspaceRecord): Promise<GitStatusReport | undefined> {
+    if (record.state !== 'ready' || !this.#deps.gitStatus) return undefined;
+    return this.#deps.gitStatus(record.folder, record).catch(() => undefined);
+  }
+
   async quotaUsage(record: WorkspaceRecord): Promise<{ usedBytes?: number; limitBytes?: number }> {
     if (!record.quota || record.state !== 'ready') return {};
     return this.#deps.quota.usage({ handle: record.quota }).catch(() => ({}));
