@@ -15,6 +15,7 @@ import {
   assertValidKeySegment,
   assertValidWorkspaceId,
   type BackupRef,
+  type SnapshotOperation,
   type WorkspaceRecord,
   type WorkspaceState,
 } from './workspace-record.js';
@@ -248,10 +249,16 @@ export class WorkspaceService {
   async takeSnapshot(id: string, options: { returnImmediately: boolean }): Promise<string> {
     const entry = this.#readyEntry(id, 'snapshot');
     const name = this.#backups.newArchiveKey(entry.record, 'snapshot');
-    const operation = { name, status: 'running' as const, startedAt: new Date().toISOString() };
+    const operation: SnapshotOperation = { name, status: 'running', startedAt: new Date().toISOString() };
     entry.record.snapshots = [...entry.record.snapshots, operation].slice(-20);
     const run = this.#track(this.#lock.run(id, async () => {
-      this.#assertState(entry, 'ready', 'snapshot');
+      try {
+        this.#assertState(entry, 'ready', 'snapshot');
+      } catch (error) {
+        // Queued behind a dispose: the operation must not stay "running" in describe forever.
+        Object.assign(operation, { status: 'failed', error: (error as Error).message });
+        throw error;
+      }
       await this.#archive(entry, 'snapshot', { key: name });
     }));
     if (options.returnImmediately) {
