@@ -1,10 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { ServiceError } from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
-import { parse as parseYaml } from 'yaml';
-import { WsdClient, errorField, type WorkspaceInitializer } from '../api/client.js';
-import { statusName } from '../api/grpc-status.js';
-import { fromProtoJson } from '../api/proto-json.js';
+import type { WsdClient, WorkspaceInitializer } from '../api/client.js';
 import { WsdError } from '../errors.js';
 import { table } from './table.js';
 
@@ -37,6 +34,8 @@ export function registerClientCommand(program: Command): void {
       const command = args.at(-1) as Command;
       const options = command.optsWithGlobals<ConnectionOptions>();
       const out = new Output(Boolean(options.json));
+      // gRPC and the protos load here, not at start-up: every other wsd command stays fast.
+      const { WsdClient } = await import('../api/client.js');
       const c = new WsdClient({
         address: options.address,
         ...(options.tlsCa || options.tlsCert ? { tls: { caFile: options.tlsCa, certFile: options.tlsCert, keyFile: options.tlsKey, serverName: options.tlsServerName } } : {}),
@@ -45,7 +44,7 @@ export function registerClientCommand(program: Command): void {
       try {
         await fn(c, out, ...args.slice(0, -1));
       } catch (error) {
-        fail(error);
+        await fail(error);
       } finally {
         c.close();
       }
@@ -163,6 +162,7 @@ async function initializerFrom(opts: Record<string, unknown>): Promise<Workspace
   const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
     throw new WsdError('INVALID_ARGUMENT', `--initializer ${file}: ${error.code === 'ENOENT' ? 'file not found' : error.message}`);
   });
+  const [{ parse: parseYaml }, { fromProtoJson }] = await Promise.all([import('yaml'), import('../api/proto-json.js')]);
   let parsed: unknown;
   try {
     parsed = parseYaml(text); // YAML is a superset of JSON
@@ -179,13 +179,14 @@ class Output {
   }
 }
 
-function fail(error: unknown): never {
+async function fail(error: unknown): Promise<never> {
   if (error instanceof WsdError) {
     process.stderr.write(`wsd client: ${error.message}\n`);
     process.exit(2);
   }
   const e = error as ServiceError;
   if (typeof e?.code === 'number') {
+    const [{ errorField }, { statusName }] = await Promise.all([import('../api/client.js'), import('../api/grpc-status.js')]);
     const field = errorField(e);
     process.stderr.write(`${statusName(e.code)}: ${e.details}${field ? ` (field ${field})` : ''}\n`);
     process.exit(1);

@@ -1,7 +1,4 @@
 import type { Command } from 'commander';
-import { builtinPlugins } from '../../plugins/builtins.js';
-import { renderDefaults } from '../config/print-defaults.js';
-import { PluginCatalog } from '../kernel/registry.js';
 import { pluginName } from '../kernel/plugin.js';
 import { exitOnConfigError, loadCliConfig } from './load-cli-config.js';
 
@@ -20,7 +17,12 @@ export function registerConfigCommands(program: Command): void {
   config
     .command('print-defaults')
     .description('print the complete default config, every field with its description')
-    .action(() => {
+    .action(async () => {
+      const [{ builtinPlugins }, { renderDefaults }, { PluginCatalog }] = await Promise.all([
+        import('../../plugins/builtins.js'),
+        import('../config/print-defaults.js'),
+        import('../kernel/registry.js'),
+      ]);
       process.stdout.write(renderDefaults(new PluginCatalog(builtinPlugins)));
     });
 }

@@ -1,10 +1,16 @@
-import { builtinPlugins } from '../../plugins/builtins.js';
 import { ConfigError } from '../config/config-error.js';
-import { loadConfig, type WsdConfig } from '../config/load-config.js';
-import { coreTokens } from '../kernel/core-tokens.js';
+import type { WsdConfig } from '../config/load-config.js';
 
-/** Loads the config the way every command does: `--config`, else the search places, else the embedded default. */
-export function loadCliConfig(configPath: string | undefined): Promise<WsdConfig> {
+/**
+ * Loads the config the way every command does: `--config`, else the search places, else the embedded default.
+ * The config machinery and the plugins load on first use, so `wsd client …` and `wsd --version` start fast.
+ */
+export async function loadCliConfig(configPath: string | undefined): Promise<WsdConfig> {
+  const [{ builtinPlugins }, { loadConfig }, { coreTokens }] = await Promise.all([
+    import('../../plugins/builtins.js'),
+    import('../config/load-config.js'),
+    import('../kernel/core-tokens.js'),
+  ]);
   return loadConfig({ ...(configPath ? { configPath } : {}), builtins: builtinPlugins, coreTokens });
 }
 

@@ -1,4 +1,3 @@
-import 'reflect-metadata';
 import { Command } from 'commander';
 import { wsdVersion } from '../version.js';
 import { registerClientCommand } from './client-command.js';

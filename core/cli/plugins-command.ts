@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { builtinPlugins } from '../../plugins/builtins.js';
 import { pluginName } from '../kernel/plugin.js';
 import { exitOnConfigError, loadCliConfig } from './load-cli-config.js';
 import { table } from './table.js';
@@ -12,7 +11,7 @@ export function registerPluginsCommand(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (options: { config?: string; json?: boolean }) => {
       const config = options.config ? await loadCliConfig(options.config).catch(exitOnConfigError) : undefined;
-      const available = (config ? config.catalog.all() : [...builtinPlugins]).map(({ plugin, source }) => ({
+      const available = (config ? config.catalog.all() : [...(await import('../../plugins/builtins.js')).builtinPlugins]).map(({ plugin, source }) => ({
         kind: plugin.kind,
         id: plugin.id,
         source,

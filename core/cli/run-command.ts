@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { startDaemon } from '../daemon.js';
 import { createLogger } from '../observability/logger.js';
 import { wsdVersion } from '../version.js';
 import { exitOnConfigError, loadCliConfig } from './load-cli-config.js';
@@ -18,6 +17,7 @@ export function registerRunCommand(program: Command): void {
       log.info('starting', { version: wsdVersion, config: config.source, workingArea: config.paths.workingArea });
       let daemon;
       try {
+        const { startDaemon } = await import('../daemon.js');
         daemon = await startDaemon(config, log);
       } catch (error) {
         log.error('start failed', { error: error as Error });
