@@ -1,8 +1,8 @@
 import type { WsdConfig } from './config/load-config.js';
 import { adminServiceHandlers } from './api/admin-service.js';
-import path from 'node:path';
 import { BackupStore } from './content/backup-store.js';
 import { firstCheckoutLocation, readGitStatus } from './content/git-status.js';
+import { insideFolder } from './content/inside-folder.js';
 import { contentServiceHandlers } from './api/content-service.js';
 import { GrpcServer } from './api/grpc-server.js';
 import { ProbeServer } from './api/http-server.js';
@@ -60,9 +60,15 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
         maxConcurrent: backup.maxConcurrent,
         extract: { ...(owner ? { owner } : {}), allowSpecialFiles: ws.allowSpecialFiles },
       }),
-      gitStatus: (folder, record) => {
+      gitStatus: async (folder, record) => {
         const location = firstCheckoutLocation(record.initializer);
-        return readGitStatus(location === undefined ? folder : path.join(folder, location), owner && process.getuid?.() === 0 ? { user: owner } : {});
+        let checkout: string;
+        try {
+          checkout = location === undefined ? folder : insideFolder(folder, location, 'checkout_location');
+        } catch {
+          return undefined; // a location outside the folder is never read
+        }
+        return readGitStatus(checkout, owner && process.getuid?.() === 0 ? { user: owner } : {});
       },
       settings: {
         readyMarker: ws.readyMarker,

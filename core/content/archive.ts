@@ -111,6 +111,7 @@ export async function extractArchive(body: Readable, dir: string, options: Extra
   const zstdErr = captureTail(zstd.stderr);
   const tarErr = captureTail(tar.stderr);
   const exits = Promise.all([exitOf(zstd, 'zstd'), exitOf(tar, 'tar')]);
+  exits.catch(() => {}); // awaited below; a spawn failure must not become an unhandled rejection meanwhile
   try {
     await Promise.all([pipeline(body, zstd.stdin!), pipeline(zstd.stdout!, inspector, tar.stdin!)]);
   } catch (error) {

@@ -93,6 +93,7 @@ export class BackupStore {
     const digest = new DigestStream();
     archive.stream.once('error', (error) => digest.destroy(error)); // pipe() alone would leave the put waiting
     let stored = false;
+    let manifestStored = false;
     let manifest: BackupManifest;
     try {
       await this.#storage.put({ key, body: archive.stream.pipe(digest) });
@@ -114,10 +115,13 @@ export class BackupStore {
         instanceId: target.instanceId,
       };
       await this.#putJson(manifestKeyFor(key), manifest);
+      manifestStored = true;
       if (kind === 'backup') await this.#putJson(latestKey(target), manifest);
     } catch (error) {
       archive.stream.destroy();
       await archive.done.catch(() => {});
+      // Manifest first: no manifest may ever name a missing archive.
+      if (manifestStored) await this.#storage.delete({ key: manifestKeyFor(key) }).catch(() => {});
       if (stored) await this.#storage.delete({ key }).catch(() => {});
       throw toWsdError(error, 'UNAVAILABLE', `storing ${kind} ${key}`);
     }
@@ -199,7 +203,12 @@ export class BackupStore {
     const digest = new DigestStream();
     const verified = body.pipe(digest);
     body.once('error', (error) => verified.destroy(error));
-    const result = await extractArchive(verified, dir, this.#options.extract);
+    let result: { members: number };
+    try {
+      result = await extractArchive(verified, dir, this.#options.extract);
+    } finally {
+      body.destroy(); // a refused or failed restore must not leave the storage stream (file, socket) open
+    }
     if (digest.size !== manifest.size || digest.sha256 !== manifest.sha256) {
       throw new WsdError('DATA_LOSS', `archive ${manifest.object} is corrupt: expected ${manifest.size} bytes sha256 ${manifest.sha256}, read ${digest.size} bytes sha256 ${digest.sha256}`);
     }

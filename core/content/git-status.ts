@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { runGit } from './git.js';
+import { checkoutUser, runGit } from './git.js';
 import type { GitStatusReport } from '../workspace/workspace-service.js';
 
 /** Lists are capped so a huge dirty tree cannot blow up a response; the totals say how many there were. */
@@ -13,8 +13,9 @@ export const gitStatusCap = 100;
  */
 export async function readGitStatus(checkout: string, options: { user?: { uid: number; gid: number } } = {}): Promise<GitStatusReport | undefined> {
   if (!existsSync(path.join(checkout, '.git'))) return undefined;
-  const opts = { cwd: checkout, ...(options.user ? { user: options.user } : {}), env: { GIT_OPTIONAL_LOCKS: '0' } };
-  const status = await runGit(['-c', `safe.directory=${checkout}`, '-c', 'core.quotePath=false', 'status', '--porcelain=v2', '--branch', '-uall'], opts);
+  const user = await checkoutUser(checkout, options.user);
+  const opts = { cwd: checkout, ...(user ? { user } : {}), env: { GIT_OPTIONAL_LOCKS: '0' } };
+  const status = await runGit(['-c', 'core.quotePath=false', 'status', '--porcelain=v2', '--branch', '-uall'], opts);
   if (status.code !== 0) return undefined;
   let branch = '';
   const uncommitted: string[] = [];
@@ -27,8 +28,8 @@ export async function readGitStatus(checkout: string, options: { user?: { uid: n
     else if (line.startsWith('? ')) untracked.push(line.slice(2));
   }
   if (branch === '(detached)') branch = '';
-  const latest = await runGit(['-c', `safe.directory=${checkout}`, 'log', '--pretty=%H', '-n', '1'], opts);
-  const unpushed = await runGit(['-c', `safe.directory=${checkout}`, 'log', '--pretty=%h: %s', '--branches', '--not', '--remotes'], opts);
+  const latest = await runGit(['log', '--pretty=%H', '-n', '1'], opts);
+  const unpushed = await runGit(['log', '--pretty=%h: %s', '--branches', '--not', '--remotes'], opts);
   const commits = unpushed.code === 0 ? unpushed.stdout.split('\n').filter(Boolean) : [];
   return {
     branch,

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
 import { WsdError } from '../errors.js';
 
 export interface GitOptions {
@@ -22,7 +23,8 @@ export interface GitResult {
  */
 export function runGit(args: string[], options: GitOptions): Promise<GitResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('git', ['-c', 'core.hooksPath=/dev/null', ...args], {
+    // fsmonitor would run a command named in the repository's own config: never from the daemon.
+    const child = spawn('git', ['-c', 'core.hooksPath=/dev/null', '-c', 'core.fsmonitor=false', ...args], {
       cwd: options.cwd,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -48,6 +50,17 @@ export function runGit(args: string[], options: GitOptions): Promise<GitResult> 
     });
     child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
+}
+
+/**
+ * Who git should run as inside an existing checkout: the configured workspace user, else (when wsd is root) the
+ * checkout's owner — never root in somebody else's repository, whose config could name commands to run (git's own
+ * safe.directory rule refuses that too).
+ */
+export async function checkoutUser(checkout: string, configured?: { uid: number; gid: number }): Promise<{ uid: number; gid: number } | undefined> {
+  if (configured || process.getuid?.() !== 0) return configured;
+  const info = await stat(checkout);
+  return info.uid === 0 ? undefined : { uid: info.uid, gid: info.gid };
 }
 
 /** Runs git and throws a WsdError (with git's last stderr line) unless it exits 0. */

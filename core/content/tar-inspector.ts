@@ -136,6 +136,8 @@ export class TarInspector extends Transform {
       for (const link of this.#symlinks) {
         if (target.startsWith(`${link}/`)) refuse(`hard link through the symlink ${JSON.stringify(link)}`);
       }
+      // A hard link to a symlink is one more symlink to write through.
+      if (this.#symlinks.has(target)) this.#symlinks.add(path);
     } else if (type === '2') {
       this.#symlinks.add(path);
     } else if ((type === '3' || type === '4' || type === '6') && !this.#options.allowSpecialFiles) {

@@ -11,7 +11,10 @@ export async function treeFingerprint(root: string, options: { exclude?: string[
   const hash = createHash('sha256');
   const excluded = new Set((options.exclude ?? []).map((p) => path.join(root, p)));
   const walk = async (dir: string): Promise<void> => {
-    const entries = await readdir(dir, { withFileTypes: true });
+    const entries = await readdir(dir, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return []; // removed while scanning
+      throw error;
+    });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
       const full = path.join(dir, entry.name);

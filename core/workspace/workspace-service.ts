@@ -1,8 +1,10 @@
-import { chown, mkdir, open, rename, rm } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { chown, lstat, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Gauge, Histogram, type Registry } from 'prom-client';
 import { BackupScheduler } from '../content/backup-scheduler.js';
 import type { BackupManifest, BackupStore } from '../content/backup-store.js';
+import { insideFolder } from '../content/inside-folder.js';
 import { treeFingerprint } from '../content/tree-fingerprint.js';
 import { WsdError, isWsdError, toWsdError } from '../errors.js';
 import type { InitializeResult, InitializerLookup } from '../initializer/content-initializer.js';
@@ -169,8 +171,12 @@ export class WorkspaceService {
       } else if (record.state === 'disposing' || record.state === 'disposed') {
         log.info('finishing an interrupted dispose', { backup: record.dispose?.backup ?? false });
         const entry = this.#entries.get(record.id)!;
-        entry.dispose = this.#track(this.#lock.run(record.id, () => this.#dispose(entry, record.dispose?.backup ?? false)));
-        entry.dispose.catch((error: unknown) => log.error('interrupted dispose failed', { error: error as Error }));
+        const dispose = this.#track(this.#lock.run(record.id, () => this.#dispose(entry, record.dispose?.backup ?? false)));
+        entry.dispose = dispose;
+        dispose.catch((error: unknown) => {
+          log.error('interrupted dispose failed', { error: error as Error });
+          if (entry.dispose === dispose) delete entry.dispose; // a later DisposeWorkspace retries
+        });
       } else {
         log.info('workspace recovered', { state: record.state });
         if (record.state === 'ready') this.#scheduler.add(record.id);
@@ -190,7 +196,7 @@ export class WorkspaceService {
     if (this.#shutdown.signal.aborted) throw new WsdError('UNAVAILABLE', 'wsd is shutting down');
 
     const existing = this.#entries.get(request.id);
-    if (existing && existing.record.state !== 'failed') {
+    if (existing && (existing.record.state !== 'failed' || existing.dispose)) {
       throw new WsdError('ALREADY_EXISTS', `workspace ${request.id} exists already (${existing.record.state})`);
     }
     const now = new Date().toISOString();
@@ -342,7 +348,7 @@ export class WorkspaceService {
       if (record.storageQuotaBytes > 0) record.quota = await this.#deps.quota.setLimit({ handle: quota, limitBytes: record.storageQuotaBytes, mode: 'soft' });
       const result = await this.#fill(record, log);
       if (record.storageQuotaBytes > 0) record.quota = await this.#deps.quota.setLimit({ handle: record.quota!, limitBytes: record.storageQuotaBytes, mode: 'hard' });
-      await this.#writeReadyMarker(record, result);
+      await this.#writeReadyMarker(record, result, log);
       await this.#update(record, { state: 'ready', contentSource: result.source, initStats: result.stats });
       this.#scheduler.add(record.id);
       this.#initSeconds?.observe({ kind: record.initializer.kind, outcome: 'ok' }, (Date.now() - started) / 1000);
@@ -385,25 +391,39 @@ export class WorkspaceService {
     });
   }
 
-  /** `{ source, metrics }` at the ready-marker path, written atomically (temp + rename). */
-  async #writeReadyMarker(record: WorkspaceRecord, result: InitializeResult): Promise<void> {
+  /**
+   * `{ source, metrics }` at the ready-marker path, written atomically (temp + rename). The folder already holds
+   * user-controlled content, so nothing is followed: a parent that is not a real folder (a planted symlink) skips
+   * the marker, the temp file is created exclusively without following links, and only folders wsd creates itself
+   * are given to the workspace user.
+   */
+  async #writeReadyMarker(record: WorkspaceRecord, result: InitializeResult, log: Logger): Promise<void> {
     if (!this.#settings.readyMarker) return;
-    const file = path.join(record.folder, this.#settings.readyMarker);
-    await mkdir(path.dirname(file), { recursive: true });
-    const tmp = `${file}.tmp`;
-    const handle = await open(tmp, 'w', 0o644);
+    const file = insideFolder(record.folder, this.#settings.readyMarker, 'workspaces.readyMarker');
+    const owner = this.#settings.owner && process.getuid?.() === 0 ? this.#settings.owner : undefined;
+    let dir = record.folder;
+    for (const segment of path.relative(record.folder, path.dirname(file)).split(path.sep).filter(Boolean)) {
+      dir = path.join(dir, segment);
+      const info = await lstat(dir).catch(() => undefined);
+      if (!info) {
+        await mkdir(dir);
+        if (owner) await chown(dir, owner.uid, owner.gid);
+      } else if (!info.isDirectory()) {
+        log.warn('ready marker not written: its folder is not a real folder in the content', { path: path.relative(record.folder, dir) });
+        return;
+      }
+    }
+    const tmp = `${file}.wsd-tmp`;
+    await unlink(tmp).catch(() => {});
+    const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o644);
     try {
       await handle.writeFile(`${JSON.stringify({ source: result.source, metrics: result.stats })}\n`);
       await handle.sync();
+      if (owner) await handle.chown(owner.uid, owner.gid);
     } finally {
       await handle.close();
     }
-    await rename(tmp, file);
-    const owner = this.#settings.owner;
-    if (owner && process.getuid?.() === 0) {
-      await chown(file, owner.uid, owner.gid);
-      await chown(path.dirname(file), owner.uid, owner.gid);
-    }
+    await rename(tmp, file); // replaces a symlink at `file` itself; never writes through it
   }
 
   /** One periodic run: back up unless the tree is unchanged since the last backup. */
@@ -432,7 +452,7 @@ export class WorkspaceService {
     if (record.state === 'failed') {
       // Nothing on disk but the record: forget it.
       await this.#store.delete(record.id);
-      this.#entries.delete(record.id);
+      if (this.#entries.get(record.id) === entry) this.#entries.delete(record.id);
       return undefined;
     }
     const wantsBackup = backup && !record.remoteStorageDisabled;
@@ -461,7 +481,7 @@ export class WorkspaceService {
     await this.#wipe(record);
     await this.#update(record, { state: 'disposed' });
     await this.#store.delete(record.id);
-    this.#entries.delete(record.id);
+    if (this.#entries.get(record.id) === entry) this.#entries.delete(record.id);
     log.info('workspace disposed', { backup: wantsBackup });
     return gitStatus;
   }

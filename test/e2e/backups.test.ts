@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, ftruncateSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
@@ -185,6 +185,21 @@ describe('backups and restore', () => {
       await client.disposeWorkspace('p1');
       await client.initWorkspace({ id: 'p2', metadata: { owner: 'erin', meta_id: 'periodic' }, initializer: { backup: {} } });
       assert.equal(readFileSync(path.join(dir, 'data', 'workspaces', 'p2', 'edit.txt'), 'utf8'), 'round 3\n');
+    });
+  });
+
+  it('does not write the ready marker through a symlink that the content plants', async () => {
+    await withDaemon('', async (_daemon, client, dir) => {
+      const outside = tempDir('wsd-outside-');
+      await client.initWorkspace({ id: 's1', metadata: { owner: 'erin', meta_id: 'planted' }, initializer: { empty: {} } });
+      const folder = (id: string) => path.join(dir, 'data', 'workspaces', id);
+      rmSync(path.join(folder('s1'), '.gitpod'), { recursive: true });
+      symlinkSync(outside, path.join(folder('s1'), '.gitpod'));
+      await client.disposeWorkspace('s1', { backup: true });
+      await client.initWorkspace({ id: 's2', metadata: { owner: 'erin', meta_id: 'planted' }, initializer: { backup: {} } });
+      assert.deepEqual(readdirSync(outside), [], 'nothing written outside the workspace');
+      assert.ok(lstatSync(path.join(folder('s2'), '.gitpod')).isSymbolicLink(), 'the content itself is restored as it was');
+      await client.disposeWorkspace('s2');
     });
   });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -58,6 +58,15 @@ describe('initializer/download', () => {
     assert.ok(existsSync(path.join(run.dir, 'f')));
     const missing = download({ files: [{ url: `${base}/missing`, file_path: 'm', digest: sha('') }] });
     await assert.rejects(missing.result, (e: WsdError) => e.code === 'FAILED_PRECONDITION' && /HTTP 404/.test(e.message));
+  });
+
+  it('does not write through a symlink planted in the workspace', async () => {
+    const run = initializerRun<DownloadSpec>({ target_location: 'assets', files: [{ url: `${base}/a.txt`, file_path: 'a.txt', digest: sha('content of /a.txt') }] });
+    mkdirSync(path.join(run.sandbox, 'outside'));
+    symlinkSync(path.join(run.sandbox, 'outside'), path.join(run.dir, 'assets'));
+    const result = new DownloadContentInitializer({ attempts: 1, initialRetryDelayMs: 1 }).initialize(run.options);
+    await assert.rejects(result, (e: WsdError) => e.code === 'FAILED_PRECONDITION' && /assets exists and is not a folder/.test(e.message));
+    assert.deepEqual(readdirSync(path.join(run.sandbox, 'outside')), []);
   });
 
   it('keeps every path inside the workspace and validates digests', async () => {

@@ -1,5 +1,5 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { chown, lstat, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -32,7 +32,7 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
     this.#options = options;
   }
 
-  async initialize({ spec, dir, signal, log }: InitializeOptions<DownloadSpec>): Promise<InitializeResult> {
+  async initialize({ spec, dir, signal, log, user }: InitializeOptions<DownloadSpec>): Promise<InitializeResult> {
     const started = Date.now();
     const base = insideFolder(dir, spec.target_location ?? '', 'initializer.download.target_location');
     const files = (spec.files ?? []).map((file, i) => {
@@ -45,14 +45,14 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
     });
     let bytes = 0;
     for (const file of files) {
-      bytes += await this.#download(file, signal);
+      bytes += await this.#download(file, dir, signal, user);
       log.info('downloaded', { file: path.relative(dir, file.target), bytes });
     }
     return { source: 'from-other', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes }] };
   }
 
-  async #download(file: { url: string; target: string; sha256: string; field: string }, signal: AbortSignal): Promise<number> {
-    await mkdir(path.dirname(file.target), { recursive: true });
+  async #download(file: { url: string; target: string; sha256: string; field: string }, dir: string, signal: AbortSignal, user?: { uid: number; gid: number }): Promise<number> {
+    await this.#makeParents(dir, path.dirname(file.target), file.field, user);
     const tmp = `${file.target}.wsd-download`;
     let lastError = '';
     for (let attempt = 0, delay = this.#options.initialRetryDelayMs; attempt < this.#options.attempts; attempt++, delay *= 2) {
@@ -74,7 +74,11 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
       }
       const digest = new DigestStream();
       try {
-        await pipeline(Readable.fromWeb(response.body as unknown as WebReadableStream), digest, createWriteStream(tmp));
+        // Exclusive create, no link following: content cloned before (composite) may have planted a symlink here.
+        await unlink(tmp).catch(() => {});
+        const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o644);
+        if (user) await handle.chown(user.uid, user.gid);
+        await pipeline(Readable.fromWeb(response.body as unknown as WebReadableStream), digest, handle.createWriteStream());
       } catch (error) {
         await rm(tmp, { force: true });
         if (signal.aborted) throw error;
@@ -89,5 +93,20 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
       return digest.size;
     }
     throw new WsdError('UNAVAILABLE', `${file.field}: downloading ${file.url} failed after ${this.#options.attempts} attempts: ${lastError}`, { field: `${file.field}.url` });
+  }
+
+  /** Creates the folders down to `parent` one by one, refusing to pass through anything that is not a real folder. */
+  async #makeParents(dir: string, parent: string, field: string, user?: { uid: number; gid: number }): Promise<void> {
+    let current = dir;
+    for (const segment of path.relative(dir, parent).split(path.sep).filter(Boolean)) {
+      current = path.join(current, segment);
+      const info = await lstat(current).catch(() => undefined);
+      if (!info) {
+        await mkdir(current);
+        if (user) await chown(current, user.uid, user.gid);
+      } else if (!info.isDirectory()) {
+        throw new WsdError('FAILED_PRECONDITION', `${field}.file_path: ${path.relative(dir, current)} exists and is not a folder`, { field: `${field}.file_path` });
+      }
+    }
   }
 }

@@ -9,7 +9,8 @@ import { tempDir } from '../../../test/kit/temp-dir.js';
 import { GitContentInitializer, type GitSpec } from './git-content-initializer.js';
 import { OneTimeSecrets } from './one-time-secret.js';
 
-const initializer = () => new GitContentInitializer({ retryTimeoutMs: 10_000, initialRetryDelayMs: 100, secrets: new OneTimeSecrets({ attempts: 3, delayMs: 50 }) });
+const initializer = (options: { allowFileSubmodules?: boolean } = { allowFileSubmodules: true }) =>
+  new GitContentInitializer({ retryTimeoutMs: 10_000, initialRetryDelayMs: 100, secrets: new OneTimeSecrets({ attempts: 3, delayMs: 50 }), ...options });
 
 async function clone(spec: GitSpec, git = initializer()) {
   const run = initializerRun(spec);
@@ -86,6 +87,28 @@ describe('initializer/git', () => {
     assert.equal(repo('config', '--get', 'core.autocrlf'), 'input');
     assert.equal(repo('remote', 'get-url', 'upstream'), repos.url('upstream'));
     assert.match(repo('log', '-1', '--format=%s', 'upstream/main'), /upstream only/);
+  });
+
+  it('leaves file:// submodules alone unless allowed (another workspace could be pulled in)', async () => {
+    const { dir, logs } = await clone({ remote_uri: repos.url('project') }, initializer({}));
+    assert.deepEqual(readdirSync(path.join(dir, 'lib')), []);
+    assert.ok(logs.some((l) => /submodules could not be initialized/.test(l)));
+  });
+
+  it('sends credentials only to the host of the remote', async () => {
+    const other = await startGitHttpServer(repos.root, { user: 'alice', password: 's3cret-pa55' });
+    try {
+      const { repo, logs } = await clone({
+        remote_uri: secured.url('project'),
+        upstream_Remote_uri: other.url('upstream'),
+        config: { authentication: 'BASIC_AUTH', auth_user: 'alice', auth_password: 's3cret-pa55' },
+      });
+      assert.equal(repo('rev-parse', 'HEAD'), repos.main.tip);
+      assert.ok(logs.some((l) => /fetching upstream failed/.test(l)), 'the other host got no credentials, so its fetch failed');
+      assert.throws(() => repo('rev-parse', '--verify', '-q', 'upstream/main'));
+    } finally {
+      await other.close();
+    }
   });
 
   it('refuses a checkout location outside the workspace folder', async () => {

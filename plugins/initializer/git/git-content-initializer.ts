@@ -8,6 +8,7 @@ import { insideFolder } from '../../../core/content/inside-folder.js';
 import { WsdError } from '../../../core/errors.js';
 import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
 import type { Logger } from '../../../core/observability/logger.js';
+import { gitAuth } from './credentials.js';
 import { OneTimeSecrets } from './one-time-secret.js';
 
 /** The API's GitInitializer, as delivered (proto field names, enums as names). */
@@ -33,11 +34,12 @@ export interface GitInitializerOptions {
   /** First retry delay in ms; doubles each retry. */
   initialRetryDelayMs: number;
   secrets?: OneTimeSecrets;
+  /**
+   * Let submodules use local paths / file:// URLs. Off by default (git's own default): a repository could
+   * otherwise pull another workspace's files from this node into its checkout.
+   */
+  allowFileSubmodules?: boolean;
 }
-
-// The helper reads the credentials from the environment of the git process: they never appear in an argument list
-// (visible in /proc) or in a log line.
-const credentialHelper = '!f() { test "$1" = get || exit 0; echo "username=$WSD_GIT_USER"; echo "password=$WSD_GIT_PASSWORD"; }; f';
 
 /**
  * Clones a repository into the workspace: shallow unless `full_clone`, any of the four target modes, custom config,
@@ -64,9 +66,8 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
       throw new WsdError('INVALID_ARGUMENT', `${field('clone_taget')} is required with target_mode ${mode}`, { field: field('clone_taget') });
     }
     const glog = log.child({ remote: redact(spec.remote_uri), mode });
-    const env = await this.#credentials(spec, signal);
-    const auth = env ? ['-c', 'credential.helper=', '-c', `credential.helper=${credentialHelper}`] : [];
-    const opts: GitOptions = { cwd: dir, ...(env ? { env } : {}), ...(user ? { user } : {}), signal };
+    const { args: auth, env } = await gitAuth(spec, this.#secrets, signal);
+    const opts: GitOptions = { cwd: dir, env, ...(user ? { user } : {}), signal };
     const inRepo: GitOptions = { ...opts, cwd: checkout };
     const shallow = !spec.full_clone;
 
@@ -103,27 +104,14 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
       if (fetched.code !== 0) glog.warn('fetching upstream failed', { upstream: redact(spec.upstream_Remote_uri), error: gitFailure('fetch', fetched).message });
     }
     if (existsSync(path.join(checkout, '.gitmodules'))) {
-      const sub = await runGit([...auth, '-c', 'protocol.file.allow=always', 'submodule', 'update', '--init', '--recursive', ...(shallow ? ['--depth=1'] : [])], inRepo);
+      // No credentials for submodules: they may live on other hosts, which must not see the user's token.
+      const fileProtocol = this.#options.allowFileSubmodules ? ['-c', 'protocol.file.allow=always'] : [];
+      const sub = await runGit([...fileProtocol, 'submodule', 'update', '--init', '--recursive', ...(shallow ? ['--depth=1'] : [])], { ...inRepo, env: {} });
       if (sub.code !== 0) glog.warn('submodules could not be initialized', { error: gitFailure('submodule', sub).message });
     }
     const bytes = await du(checkout);
     glog.info('cloned', { durationMs: Date.now() - started, bytes });
     return { source: 'from-other', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes }] };
-  }
-
-  async #credentials(spec: GitSpec, signal: AbortSignal): Promise<Record<string, string> | undefined> {
-    const config = spec.config ?? {};
-    switch (config.authentication ?? 'NO_AUTH') {
-      case 'NO_AUTH':
-        return undefined;
-      case 'BASIC_AUTH':
-        return { WSD_GIT_USER: config.auth_user ?? '', WSD_GIT_PASSWORD: config.auth_password ?? '' };
-      case 'BASIC_AUTH_OTS': {
-        if (!config.auth_ots) throw new WsdError('INVALID_ARGUMENT', 'initializer.git.config.auth_ots is required with BASIC_AUTH_OTS', { field: 'initializer.git.config.auth_ots' });
-        const { user, password } = await this.#secrets.get(config.auth_ots, signal);
-        return { WSD_GIT_USER: user, WSD_GIT_PASSWORD: password };
-      }
-    }
   }
 
   /** Retries UNAVAILABLE failures with doubling delays until retryTimeoutMs has passed; `reset` runs before each retry. */

@@ -10,6 +10,11 @@ export const gitInitializerPlugin = definePlugin({
   configSchema: z.strictObject({
     retryTimeout: durationSchema.prefault('5m').describe('How long transient clone and fetch failures are retried (access denied is not).'),
     initialRetryDelay: durationSchema.prefault('1s').describe('First retry delay; doubles each retry.'),
+    allowFileSubmodules: z
+      .boolean()
+      .default(false)
+      .describe("Let submodules use local paths or file:// URLs (git's default forbids it: a repository could pull other workspaces' files)."),
   }),
-  create: ({ config }) => new GitContentInitializer({ retryTimeoutMs: config.retryTimeout, initialRetryDelayMs: config.initialRetryDelay }),
+  create: ({ config }) =>
+    new GitContentInitializer({ retryTimeoutMs: config.retryTimeout, initialRetryDelayMs: config.initialRetryDelay, allowFileSubmodules: config.allowFileSubmodules }),
 });

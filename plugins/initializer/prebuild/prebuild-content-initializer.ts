@@ -1,10 +1,12 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { git, runGit, gitFailure } from '../../../core/content/git.js';
+import { checkoutUser, git, runGit, gitFailure, type GitOptions } from '../../../core/content/git.js';
 import { insideFolder } from '../../../core/content/inside-folder.js';
 import { WsdError, isWsdError } from '../../../core/errors.js';
 import type { ContentInitializer, InitializeOptions, InitializeResult, InitializerStats } from '../../../core/initializer/content-initializer.js';
+import { gitAuth } from '../git/credentials.js';
 import type { GitSpec } from '../git/git-content-initializer.js';
+import { OneTimeSecrets } from '../git/one-time-secret.js';
 
 export interface PrebuildSpec {
   prebuild?: { snapshot?: string; from_volume_snapshot?: boolean } | null;
@@ -18,6 +20,11 @@ export interface PrebuildSpec {
  */
 export class PrebuildContentInitializer implements ContentInitializer<PrebuildSpec> {
   readonly kind = 'prebuild';
+  readonly #secrets: OneTimeSecrets;
+
+  constructor(options: { secrets?: OneTimeSecrets } = {}) {
+    this.#secrets = options.secrets ?? new OneTimeSecrets();
+  }
 
   async initialize(options: InitializeOptions<PrebuildSpec>): Promise<InitializeResult> {
     const { spec, dir, archives, log, initializers, user, signal } = options;
@@ -38,10 +45,13 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
 
     for (const [i, gitSpec] of gits.entries()) {
       const checkout = insideFolder(dir, gitSpec.checkout_location ?? '', `initializer.prebuild.git[${i}].checkout_location`);
-      const opts = { cwd: checkout, ...(user ? { user } : {}), signal };
+      const owner = await checkoutUser(checkout, user);
+      const auth = await gitAuth(gitSpec, this.#secrets, signal);
+      const opts: GitOptions = { cwd: checkout, env: auth.env, ...(owner ? { user: owner } : {}), signal };
       const stash = await git(['-c', 'user.name=wsd', '-c', 'user.email=wsd@localhost', 'stash', 'push', '--include-untracked', '-m', 'wsd: prebuild changes'], opts);
       const stashed = !/No local changes to save/.test(stash);
-      await this.#switch(gitSpec, opts);
+      const shallow = (await git(['rev-parse', '--is-shallow-repository'], opts)).trim() === 'true';
+      await this.#switch(gitSpec, opts, auth.args, shallow);
       if (stashed) {
         const pop = await runGit(['stash', 'pop'], opts);
         if (pop.code !== 0) {
@@ -54,21 +64,23 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
     return { source: 'from-prebuild', stats: [{ kind: this.kind, durationMs: Date.now() - started }] };
   }
 
-  async #switch(spec: GitSpec, opts: { cwd: string; signal: AbortSignal }): Promise<void> {
+  /** Switches to the spec's target; fetches keep a full prebuild clone full (`--depth` only on shallow ones). */
+  async #switch(spec: GitSpec, opts: GitOptions, auth: string[], shallow: boolean): Promise<void> {
     const target = spec.clone_taget ?? '';
+    const depth = (n: number) => (shallow ? [`--depth=${n}`] : []);
     switch (spec.target_mode ?? 'REMOTE_HEAD') {
       case 'REMOTE_HEAD': {
         const branch = (await git(['symbolic-ref', '--short', '-q', 'HEAD'], opts).catch(() => '')).trim();
-        await git(['fetch', '--depth=1', 'origin', 'HEAD'], opts);
+        await git([...auth, 'fetch', ...depth(1), 'origin', 'HEAD'], opts);
         await git(branch ? ['checkout', '-B', branch, 'FETCH_HEAD'] : ['checkout', '--detach', 'FETCH_HEAD'], opts);
         break;
       }
       case 'REMOTE_BRANCH':
-        await git(['fetch', '--depth=1', 'origin', target], opts);
+        await git([...auth, 'fetch', ...depth(1), 'origin', target], opts);
         await git(['checkout', '-B', target, 'FETCH_HEAD'], opts);
         break;
       case 'REMOTE_COMMIT':
-        await git(['fetch', '--depth=20', 'origin', target], opts);
+        await git([...auth, 'fetch', ...depth(20), 'origin', target], opts);
         await git(['checkout', '--detach', target], opts);
         break;
       case 'LOCAL_BRANCH':
