@@ -10,7 +10,7 @@ const suffix = '.workspace.json';
 /**
  * Persists workspace records as `<id>.workspace.json` in the working area. Every save is a temp file, fsync,
  * rename, fsync of the folder: after a crash the file holds the old or the new record, never a torn one.
- * Files are 0600: the initializer spec may hold credentials.
+ * Files are 0600: they describe users' workspaces (credentials in initializer specs are redacted before saving).
  */
 export class SessionStore {
   readonly #dir: string;

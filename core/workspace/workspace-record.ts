@@ -38,7 +38,7 @@ export interface WorkspaceRecord {
   metaId: string;
   state: WorkspaceState;
   folder: string;
-  /** Initializer kind (`empty`, `git`, ...) and its spec as received (secrets included: the file is 0600). */
+  /** Initializer kind (`empty`, `git`, ...) and its spec as received, with credentials (`auth_password`, `auth_ots`) redacted. */
   initializer: { kind: string; spec: unknown };
   remoteStorageDisabled: boolean;
   storageQuotaBytes: number;

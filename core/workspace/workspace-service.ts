@@ -207,7 +207,8 @@ export class WorkspaceService {
       metaId: request.metaId,
       state: 'initializing',
       folder: path.join(this.#deps.workingArea, request.id),
-      initializer: request.initializer,
+      // Persisted without secrets: an interrupted init is not replayed (ADR 0002), so nothing needs them later.
+      initializer: { kind: request.initializer.kind, spec: redactSecrets(request.initializer.spec) },
       remoteStorageDisabled: request.remoteStorageDisabled,
       storageQuotaBytes: request.storageQuotaBytes,
       snapshots: [],
@@ -216,7 +217,7 @@ export class WorkspaceService {
     };
     const entry: Entry = { record };
     this.#entries.set(request.id, entry);
-    entry.init = this.#track(this.#lock.run(request.id, () => this.#init(record)));
+    entry.init = this.#track(this.#lock.run(request.id, () => this.#init(record, request.initializer.spec)));
     return entry.init;
   }
 
@@ -336,7 +337,7 @@ export class WorkspaceService {
     if (this.#inFlight.size > 0) this.#log.warn('stopped with operations still running', { count: this.#inFlight.size });
   }
 
-  async #init(record: WorkspaceRecord): Promise<void> {
+  async #init(record: WorkspaceRecord, spec: unknown): Promise<void> {
     const log = this.#log.child({ workspaceId: record.id, op: 'init', initializer: record.initializer.kind });
     const started = Date.now();
     try {
@@ -346,7 +347,7 @@ export class WorkspaceService {
       if (this.#settings.owner && process.getuid?.() === 0) await chown(record.folder, this.#settings.owner.uid, this.#settings.owner.gid);
       // Soft while restoring: a compressed backup can expand past a hard limit halfway through.
       if (record.storageQuotaBytes > 0) record.quota = await this.#deps.quota.setLimit({ handle: quota, limitBytes: record.storageQuotaBytes, mode: 'soft' });
-      const result = await this.#fill(record, log);
+      const result = await this.#fill(record, spec, log);
       if (record.storageQuotaBytes > 0) record.quota = await this.#deps.quota.setLimit({ handle: record.quota!, limitBytes: record.storageQuotaBytes, mode: 'hard' });
       await this.#writeReadyMarker(record, result, log);
       await this.#update(record, { state: 'ready', contentSource: result.source, initStats: result.stats });
@@ -367,7 +368,7 @@ export class WorkspaceService {
    * Runs the requested initializer — or, when "a backup always wins" and the workspace has a backup, restores that
    * instead: a workspace that was ever backed up never silently starts from a fresh clone.
    */
-  async #fill(record: WorkspaceRecord, log: Logger): Promise<InitializeResult> {
+  async #fill(record: WorkspaceRecord, spec: unknown, log: Logger): Promise<InitializeResult> {
     if (this.#settings.backupWins && !record.remoteStorageDisabled && record.initializer.kind !== 'backup') {
       const latest = await this.#backups.latestBackup(record);
       if (latest) {
@@ -379,7 +380,7 @@ export class WorkspaceService {
       }
     }
     return this.#deps.initializers.get(record.initializer.kind).initialize({
-      spec: record.initializer.spec ?? {},
+      spec: spec ?? {},
       dir: record.folder,
       workspace: { id: record.id, owner: record.owner, metaId: record.metaId },
       storage: this.#deps.storage,
@@ -556,4 +557,14 @@ function initFailure(error: unknown, kind: string): WsdError {
   if (['NOT_FOUND', 'INVALID_ARGUMENT', 'ALREADY_EXISTS', 'RESOURCE_EXHAUSTED', 'UNAVAILABLE', 'DATA_LOSS'].includes(wsd.code)) return wsd;
   if (isWsdError(error, 'CANCELLED')) return new WsdError('UNAVAILABLE', `init (${kind}) interrupted: wsd is shutting down`, { cause: error });
   return new WsdError('FAILED_PRECONDITION', `initializer ${kind} failed: ${wsd.message}`, { cause: wsd, ...(wsd.field ? { field: wsd.field } : {}) });
+}
+
+/** Field names whose values are credentials in initializer specs (git auth). */
+const secretFields = new Set(['auth_password', 'auth_ots']);
+
+/** A copy of `value` with every secret field replaced, at any depth (composite and prebuild nest git specs). */
+export function redactSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, secretFields.has(k) && v ? '(redacted)' : redactSecrets(v)]));
 }
