@@ -1,4 +1,5 @@
 import type { CatalogEntry } from '../core/kernel/registry.js';
+import { diskSpaceHealthPlugin } from './health/disk-space/plugin.js';
 import { workingAreaHealthPlugin } from './health/working-area/plugin.js';
 import { backupInitializerPlugin } from './initializer/backup/plugin.js';
 import { compositeInitializerPlugin } from './initializer/composite/plugin.js';
@@ -22,4 +23,5 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   prebuildInitializerPlugin,
   downloadInitializerPlugin,
   workingAreaHealthPlugin,
+  diskSpaceHealthPlugin,
 ].map((plugin) => ({ plugin, source: 'built-in' }));

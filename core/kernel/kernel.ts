@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { Gauge, Registry } from 'prom-client';
@@ -78,6 +79,13 @@ export class Kernel {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new WsdError('FAILED_PRECONDITION', `kernel cannot start: it is ${this.#state}`);
     this.#state = 'starting';
+    // The folders the kernel hands to plugins as `paths` exist before any plugin sees them.
+    try {
+      await mkdir(this.config.paths.workingArea, { recursive: true, mode: 0o755 });
+    } catch (error) {
+      this.#state = 'stopped';
+      throw new WsdError('FAILED_PRECONDITION', `wsd cannot start: cannot create the working area ${this.config.paths.workingArea}: ${(error as Error).message}`);
+    }
     for (const planned of this.config.plan) await this.#create(planned);
 
     const problems = this.#startupProblems();
