@@ -3,7 +3,7 @@ import { chown } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { WsdError } from '../errors.js';
+import { WsdError, isAbortError } from '../errors.js';
 import { captureTail, exitOf } from './child-process.js';
 import { TarInspector } from './tar-inspector.js';
 
@@ -119,6 +119,7 @@ export async function extractArchive(body: Readable, dir: string, options: Extra
     tar.kill();
     await exits.catch(() => {});
     if (error instanceof WsdError) throw error;
+    if (isAbortError(error)) throw new WsdError('CANCELLED', 'restoring archive: cancelled', { cause: error });
     throw new WsdError('DATA_LOSS', `restoring archive: ${zstdErr() || tarErr() || (error as Error).message}`, { cause: error });
   }
   const [zstdCode, tarCode] = await exits;

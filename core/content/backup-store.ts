@@ -195,11 +195,12 @@ export class BackupStore {
    * Extracts the archive a manifest names into `dir`, checking size and sha256 of the bytes read: a mismatch is
    * `DATA_LOSS`. The caller wipes `dir` on failure.
    */
-  async restore(manifest: BackupManifest, dir: string): Promise<{ members: number }> {
+  async restore(manifest: BackupManifest, dir: string, signal?: AbortSignal): Promise<{ members: number }> {
+    signal?.throwIfAborted();
     if (manifest.format !== archiveFormat) {
       throw new WsdError('FAILED_PRECONDITION', `archive ${manifest.object} has format ${JSON.stringify(manifest.format)}; this wsd reads ${archiveFormat}`);
     }
-    const { body } = await this.#storage.get({ key: manifest.object });
+    const { body } = await this.#storage.get({ key: manifest.object, ...(signal ? { signal } : {}) });
     const digest = new DigestStream();
     const verified = body.pipe(digest);
     body.once('error', (error) => verified.destroy(error));

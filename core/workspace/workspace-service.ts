@@ -374,7 +374,7 @@ export class WorkspaceService {
       if (latest) {
         log.info('a backup exists; restoring it instead of the requested initializer', { backup: latest.object, requested: record.initializer.kind });
         const started = Date.now();
-        await this.#backups.restore(latest, record.folder);
+        await this.#backups.restore(latest, record.folder, this.#shutdown.signal);
         record.restoredFrom = latest.object;
         return { source: 'from-backup', stats: [{ kind: 'backup', durationMs: Date.now() - started, bytes: latest.bytesUncompressed }] };
       }

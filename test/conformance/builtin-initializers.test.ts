@@ -40,24 +40,28 @@ async function storeArchive(options: { storage: ConstructorParameters<typeof Bac
 describeContentInitializerConformance('empty', { create: () => new EmptyContentInitializer(), valid: async () => ({ spec: {} }) });
 
 describeContentInitializerConformance('git', {
+  abortable: true,
   create: git,
   valid: async () => ({ spec: { remote_uri: repos.url('project'), checkout_location: 'src' } }),
   invalid: { remote_uri: 'file:///x', checkout_location: '../outside' },
 });
 
 describeContentInitializerConformance('download', {
+  abortable: true,
   create: () => new DownloadContentInitializer({ attempts: 2, initialRetryDelayMs: 10 }),
   valid: async () => ({ spec: { files: [{ url: `${fileServer}/f`, file_path: 'f.txt', digest: `sha256:${createHash('sha256').update('downloaded').digest('hex')}` }] } }),
   invalid: { target_location: '../../etc', files: [] },
 });
 
 describeContentInitializerConformance('backup', {
+  abortable: true,
   create: () => new BackupContentInitializer(),
   valid: async () => ({ spec: {}, prepare: async (o) => void (await storeArchive(o, 'backup')) }),
 });
 
 let snapshotName = '';
 describeContentInitializerConformance('snapshot', {
+  abortable: true,
   create: () => new SnapshotContentInitializer(),
   valid: async () => ({
     spec: {
@@ -71,6 +75,7 @@ describeContentInitializerConformance('snapshot', {
 });
 
 describeContentInitializerConformance('composite', {
+  abortable: true,
   create: () => new CompositeContentInitializer(),
   helpers: () => [new EmptyContentInitializer(), git()],
   valid: async () => ({ spec: { initializer: [{ spec: 'empty', empty: {} }, { spec: 'git', git: { remote_uri: repos.url('project'), checkout_location: 'a' } }] } }),
@@ -78,6 +83,7 @@ describeContentInitializerConformance('composite', {
 });
 
 describeContentInitializerConformance('prebuild', {
+  abortable: true,
   create: () => new PrebuildContentInitializer(),
   helpers: () => [git()],
   valid: async () => ({ spec: { prebuild: { snapshot: 'owner/workspaces/meta/snapshots/20260101T000000000Z-00000000.tar.zst' }, git: [{ remote_uri: repos.url('project') }] } }),

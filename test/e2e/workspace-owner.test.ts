@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, lstatSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { WsdClient } from '../../core/api/client.js';
@@ -28,8 +28,13 @@ describe('content owned by the configured workspace user', { skip: process.getui
   it('clones, restores and writes the ready marker as workspaces.uid/gid', async () => {
     const repos = makeRepos(tempDir('wsd-owner-repos-'));
     const http = await startGitHttpServer(repos.root);
-    const dir = tempDir('wsd-owner-');
+    // Under /tmp (traversable by everyone), with the data folders made 0755 whatever the umask: git and tar run as
+    // the workspace user and must reach the workspace folder.
+    const dir = tempDir('wsd-owner-', { base: '/tmp' });
     chmodSync(dir, 0o755);
+    mkdirSync(path.join(dir, 'data', 'workspaces'), { recursive: true, mode: 0o755 });
+    chmodSync(path.join(dir, 'data'), 0o755);
+    chmodSync(path.join(dir, 'data', 'workspaces'), 0o755);
     const daemon = await startDaemonProcess({ args: ['--config', testDaemonConfig(dir, `workspaces:\n  uid: ${nobody}\n  gid: ${nobody}\n`)] });
     const client = new WsdClient({ address: daemon.grpcAddress });
     try {

@@ -1,4 +1,4 @@
-import { accessSync, constants, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync, statSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -10,8 +10,8 @@ let cleanupRegistered = false;
  * `memory: true` prefers /dev/shm (tmpfs): for tests that move tens of thousands of small files, whose point is
  * correctness, not the speed of this machine's disk.
  */
-export function tempDir(prefix = 'wsd-test-', options: { memory?: boolean } = {}): string {
-  const base = options.memory && isWritableDir('/dev/shm') ? '/dev/shm' : os.tmpdir();
+export function tempDir(prefix = 'wsd-test-', options: { memory?: boolean; base?: string } = {}): string {
+  const base = options.base ?? (options.memory && roomyTmpfs('/dev/shm') ? '/dev/shm' : os.tmpdir());
   const dir = mkdtempSync(path.join(base, prefix));
   created.push(dir);
   if (!cleanupRegistered) {
@@ -24,10 +24,12 @@ export function tempDir(prefix = 'wsd-test-', options: { memory?: boolean } = {}
   return dir;
 }
 
-function isWritableDir(dir: string): boolean {
+/** Writable, with room for a few copies of a 50k-file tree (a container's default /dev/shm is only 64 MiB). */
+function roomyTmpfs(dir: string): boolean {
   try {
     accessSync(dir, constants.W_OK);
-    return statSync(dir).isDirectory();
+    const fs = statfsSync(dir);
+    return statSync(dir).isDirectory() && fs.bavail * fs.bsize >= 2 * 1024 ** 3 && fs.ffree >= 300_000;
   } catch {
     return false;
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
@@ -47,7 +47,9 @@ describe('restoring hostile archives', () => {
   });
 
   it('refuses absolute paths', async () => {
+    rmSync('/tmp/wsd-absolute-escape', { force: true });
     refused(await extract([{ name: '/tmp/wsd-absolute-escape', data: 'x' }]), /absolute path/);
+    assert.equal(existsSync('/tmp/wsd-absolute-escape'), false);
   });
 
   it('refuses ".." traversal', async () => {

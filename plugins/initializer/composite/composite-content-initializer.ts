@@ -19,6 +19,7 @@ export class CompositeContentInitializer implements ContentInitializer<Composite
   readonly kind = 'composite';
 
   async initialize(options: InitializeOptions<CompositeSpec>): Promise<InitializeResult> {
+    options.signal.throwIfAborted();
     const children = options.spec.initializer ?? [];
     let source: ContentSource = 'from-other';
     const stats: InitializeResult['stats'] = [];

@@ -57,6 +57,7 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
   }
 
   async initialize({ spec, dir, signal, log, user }: InitializeOptions<GitSpec>): Promise<InitializeResult> {
+    signal.throwIfAborted();
     const started = Date.now();
     const field = (name: string) => `initializer.git.${name}`;
     if (!spec.remote_uri) throw new WsdError('INVALID_ARGUMENT', `${field('remote_uri')} is required`, { field: field('remote_uri') });

@@ -28,12 +28,13 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
 
   async initialize(options: InitializeOptions<PrebuildSpec>): Promise<InitializeResult> {
     const { spec, dir, archives, log, initializers, user, signal } = options;
+    signal.throwIfAborted();
     const started = Date.now();
     const gits = spec.git ?? [];
     const name = spec.prebuild?.snapshot;
     try {
       if (!name) throw new WsdError('NOT_FOUND', 'no prebuild snapshot given');
-      await archives.restore(await archives.snapshot(name), dir);
+      await archives.restore(await archives.snapshot(name), dir, signal);
     } catch (error) {
       if (!isWsdError(error) || !['NOT_FOUND', 'DATA_LOSS', 'INVALID_ARGUMENT', 'FAILED_PRECONDITION'].includes(error.code)) throw error;
       log.warn('prebuild snapshot unusable; falling back to cloning', { snapshot: name, error: error.message });

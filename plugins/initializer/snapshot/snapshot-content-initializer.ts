@@ -10,14 +10,15 @@ export interface SnapshotSpec {
 export class SnapshotContentInitializer implements ContentInitializer<SnapshotSpec> {
   readonly kind = 'snapshot';
 
-  async initialize({ spec, dir, archives }: InitializeOptions<SnapshotSpec>): Promise<InitializeResult> {
+  async initialize({ spec, dir, archives, signal }: InitializeOptions<SnapshotSpec>): Promise<InitializeResult> {
+    signal.throwIfAborted();
     if (spec.from_volume_snapshot) {
       throw new WsdError('FAILED_PRECONDITION', 'restoring from a volume snapshot is not supported by wsd', { field: 'initializer.snapshot.from_volume_snapshot' });
     }
     if (!spec.snapshot) throw new WsdError('INVALID_ARGUMENT', 'initializer.snapshot.snapshot is required', { field: 'initializer.snapshot.snapshot' });
     const started = Date.now();
     const manifest = await archives.snapshot(spec.snapshot);
-    await archives.restore(manifest, dir);
+    await archives.restore(manifest, dir, signal);
     return { source: 'from-other', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes: manifest.bytesUncompressed }] };
   }
 }
