@@ -1,10 +1,9 @@
-import { constants as fsConstants } from 'node:fs';
-import { chown, lstat, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
+import { chown, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Gauge, Histogram, type Registry } from 'prom-client';
 import { BackupScheduler } from '../content/backup-scheduler.js';
 import type { BackupManifest, BackupStore } from '../content/backup-store.js';
-import { insideFolder } from '../content/inside-folder.js';
+import { createExclusive, insideFolder, makeRealFolders } from '../content/inside-folder.js';
 import { treeFingerprint } from '../content/tree-fingerprint.js';
 import { WsdError, isWsdError, toWsdError } from '../errors.js';
 import type { InitializeResult, InitializerLookup } from '../initializer/content-initializer.js';
@@ -402,25 +401,16 @@ export class WorkspaceService {
     if (!this.#settings.readyMarker) return;
     const file = insideFolder(record.folder, this.#settings.readyMarker, 'workspaces.readyMarker');
     const owner = this.#settings.owner && process.getuid?.() === 0 ? this.#settings.owner : undefined;
-    let dir = record.folder;
-    for (const segment of path.relative(record.folder, path.dirname(file)).split(path.sep).filter(Boolean)) {
-      dir = path.join(dir, segment);
-      const info = await lstat(dir).catch(() => undefined);
-      if (!info) {
-        await mkdir(dir);
-        if (owner) await chown(dir, owner.uid, owner.gid);
-      } else if (!info.isDirectory()) {
-        log.warn('ready marker not written: its folder is not a real folder in the content', { path: path.relative(record.folder, dir) });
-        return;
-      }
+    const blocked = await makeRealFolders(record.folder, path.dirname(file), owner);
+    if (blocked) {
+      log.warn('ready marker not written: its folder is not a real folder in the content', { path: blocked });
+      return;
     }
     const tmp = `${file}.wsd-tmp`;
-    await unlink(tmp).catch(() => {});
-    const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o644);
+    const handle = await createExclusive(tmp, owner);
     try {
       await handle.writeFile(`${JSON.stringify({ source: result.source, metrics: result.stats })}\n`);
       await handle.sync();
-      if (owner) await handle.chown(owner.uid, owner.gid);
     } finally {
       await handle.close();
     }

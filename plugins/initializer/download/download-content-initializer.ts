@@ -1,11 +1,10 @@
-import { constants as fsConstants } from 'node:fs';
-import { chown, lstat, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { DigestStream } from '../../../core/content/digest-stream.js';
-import { insideFolder } from '../../../core/content/inside-folder.js';
+import { createExclusive, insideFolder, makeRealFolders } from '../../../core/content/inside-folder.js';
 import { WsdError } from '../../../core/errors.js';
 import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
 
@@ -52,7 +51,10 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
   }
 
   async #download(file: { url: string; target: string; sha256: string; field: string }, dir: string, signal: AbortSignal, user?: { uid: number; gid: number }): Promise<number> {
-    await this.#makeParents(dir, path.dirname(file.target), file.field, user);
+    const blocked = await makeRealFolders(dir, path.dirname(file.target), user);
+    if (blocked) {
+      throw new WsdError('FAILED_PRECONDITION', `${file.field}.file_path: ${blocked} exists and is not a folder`, { field: `${file.field}.file_path` });
+    }
     const tmp = `${file.target}.wsd-download`;
     let lastError = '';
     for (let attempt = 0, delay = this.#options.initialRetryDelayMs; attempt < this.#options.attempts; attempt++, delay *= 2) {
@@ -75,9 +77,7 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
       const digest = new DigestStream();
       try {
         // Exclusive create, no link following: content cloned before (composite) may have planted a symlink here.
-        await unlink(tmp).catch(() => {});
-        const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o644);
-        if (user) await handle.chown(user.uid, user.gid);
+        const handle = await createExclusive(tmp, user);
         await pipeline(Readable.fromWeb(response.body as unknown as WebReadableStream), digest, handle.createWriteStream());
       } catch (error) {
         await rm(tmp, { force: true });
@@ -93,20 +93,5 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
       return digest.size;
     }
     throw new WsdError('UNAVAILABLE', `${file.field}: downloading ${file.url} failed after ${this.#options.attempts} attempts: ${lastError}`, { field: `${file.field}.url` });
-  }
-
-  /** Creates the folders down to `parent` one by one, refusing to pass through anything that is not a real folder. */
-  async #makeParents(dir: string, parent: string, field: string, user?: { uid: number; gid: number }): Promise<void> {
-    let current = dir;
-    for (const segment of path.relative(dir, parent).split(path.sep).filter(Boolean)) {
-      current = path.join(current, segment);
-      const info = await lstat(current).catch(() => undefined);
-      if (!info) {
-        await mkdir(current);
-        if (user) await chown(current, user.uid, user.gid);
-      } else if (!info.isDirectory()) {
-        throw new WsdError('FAILED_PRECONDITION', `${field}.file_path: ${path.relative(dir, current)} exists and is not a folder`, { field: `${field}.file_path` });
-      }
-    }
   }
 }
