@@ -1,5 +1,5 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { WsdError, toWsdError, type WsdErrorCode } from '../errors.js';
+import { toWsdError, type WsdErrorCode } from '../errors.js';
 
 /** The one place WsdError codes become gRPC status codes. */
 const toGrpc: Record<WsdErrorCode, status> = {
@@ -29,4 +29,3 @@ export function statusName(code: number): string {
   return (status as unknown as Record<number, string>)[code] ?? `UNKNOWN(${code})`;
 }
 
-export { WsdError };

@@ -113,7 +113,6 @@ export class WorkspaceService {
     this.#backups = deps.backups;
     this.#scheduler = new BackupScheduler({
       ...this.#settings.periodic,
-      periodMs: this.#settings.periodic.periodMs,
       log: deps.log,
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
       backup: (id) => this.#periodicBackup(id),
