@@ -1,5 +1,6 @@
 import type { CatalogEntry } from '../core/kernel/registry.js';
 import { diskSpaceHealthPlugin } from './health/disk-space/plugin.js';
+import { storageHealthPlugin } from './health/storage/plugin.js';
 import { workingAreaHealthPlugin } from './health/working-area/plugin.js';
 import { backupInitializerPlugin } from './initializer/backup/plugin.js';
 import { compositeInitializerPlugin } from './initializer/composite/plugin.js';
@@ -24,4 +25,5 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   downloadInitializerPlugin,
   workingAreaHealthPlugin,
   diskSpaceHealthPlugin,
+  storageHealthPlugin,
 ].map((plugin) => ({ plugin, source: 'built-in' }));
