@@ -12,7 +12,7 @@ import { contentInitializerToken } from './initializer/content-initializer.js';
 import { InitializerRegistry } from './initializer/initializer-registry.js';
 import { Kernel } from './kernel/kernel.js';
 import type { Logger } from './observability/logger.js';
-import { createMetricsRegistry } from './observability/metrics.js';
+import { createMetricsRegistry, registerDiskMetrics } from './observability/metrics.js';
 import { quotaStrategyToken } from './quota/quota-strategy.js';
 import { storageBackendToken } from './storage/storage-backend.js';
 import { wsdVersion } from './version.js';
@@ -38,6 +38,7 @@ const healthIntervalMs = 5_000;
  */
 export async function startDaemon(config: WsdConfig, log: Logger): Promise<RunningDaemon> {
   const metrics = createMetricsRegistry({ version: wsdVersion });
+  registerDiskMetrics(metrics, config.paths.workingArea);
   const kernel = new Kernel({ config, logger: log, metrics });
   await kernel.start();
 

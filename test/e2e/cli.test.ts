@@ -35,6 +35,8 @@ describe('wsd CLI', () => {
       assert.match(metrics.text, /^wsd_build_info\{version="\d+\.\d+\.\d+",node_version="[^"]+"\} 1$/m);
       assert.match(metrics.text, /^wsd_plugin_status\{kind="storage",id="local",status="ok"\} 1$/m);
       assert.match(metrics.text, /^process_cpu_seconds_total /m, 'default process metrics');
+      assert.match(metrics.text, /^wsd_working_area_free_bytes [1-9]\d*$/m);
+      assert.match(metrics.text, /^wsd_workspaces\{state="ready"\} 0$/m);
       assert.equal((await get(daemon.httpAddress, '/nope')).status, 404);
     } finally {
       assert.equal(await daemon.stop('SIGTERM'), 0);
