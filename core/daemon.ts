@@ -1,8 +1,7 @@
 import type { WsdConfig } from './config/load-config.js';
 import { adminServiceHandlers } from './api/admin-service.js';
 import { BackupStore } from './content/backup-store.js';
-import { firstCheckoutLocation, readGitStatus } from './content/git-status.js';
-import { insideFolder } from './content/inside-folder.js';
+import { workspaceGitStatus } from './content/git-status.js';
 import { contentServiceHandlers } from './api/content-service.js';
 import { GrpcServer } from './api/grpc-server.js';
 import { ProbeServer } from './api/http-server.js';
@@ -48,7 +47,10 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
   };
   try {
     const { workspaces: ws, backup } = config.root;
-    const owner = ws.uid !== undefined ? { uid: ws.uid, gid: ws.gid ?? ws.uid } : undefined;
+    // Resolved once: only root can give content to another user; everything below takes `owner` as it is.
+    const root = process.getuid?.() === 0;
+    const owner = ws.uid !== undefined && root ? { uid: ws.uid, gid: ws.gid ?? ws.uid } : undefined;
+    if (ws.uid !== undefined && !root) log.warn('workspaces.uid ignored: wsd is not running as root', { uid: ws.uid });
     const storage = kernel.get(storageBackendToken);
     const workspaces = new WorkspaceService({
       workingArea: config.paths.workingArea,
@@ -61,16 +63,7 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
         maxConcurrent: backup.maxConcurrent,
         extract: { ...(owner ? { owner } : {}), allowSpecialFiles: ws.allowSpecialFiles },
       }),
-      gitStatus: async (folder, record) => {
-        const location = firstCheckoutLocation(record.initializer);
-        let checkout: string;
-        try {
-          checkout = location === undefined ? folder : insideFolder(folder, location, 'checkout_location');
-        } catch {
-          return undefined; // a location outside the folder is never read
-        }
-        return readGitStatus(checkout, owner && process.getuid?.() === 0 ? { user: owner } : {});
-      },
+      gitStatus: (folder, record) => workspaceGitStatus(folder, record.initializer, owner),
       settings: {
         readyMarker: ws.readyMarker,
         backupWins: ws.backupWins,

@@ -84,7 +84,7 @@ export function createArchive(dir: string, options: { level?: number; exclude?: 
 }
 
 export interface ExtractOptions {
-  /** Give everything to this user (when running as root); otherwise root keeps the archived owners. */
+  /** Give everything to this user (only given when wsd runs as root); otherwise root keeps the archived owners. */
   owner?: { uid: number; gid: number };
   /** Let device nodes and fifos through (refused by default). */
   allowSpecialFiles?: boolean;
@@ -97,10 +97,10 @@ export interface ExtractOptions {
  * callers extract into a folder they wipe on failure. Returns the number of members extracted.
  */
 export async function extractArchive(body: Readable, dir: string, options: ExtractOptions = {}): Promise<{ members: number }> {
-  const root = process.getuid?.() === 0;
-  const owner = root ? options.owner : undefined;
+  const owner = options.owner; // set only when wsd is root (see core/daemon.ts)
   if (owner) await chown(dir, owner.uid, owner.gid);
-  const ownership = owner ? ['--no-same-owner'] : root ? ['--same-owner', '--numeric-owner'] : ['--no-same-owner'];
+  // Root without an owner keeps the archived owners; everyone else owns what they extract.
+  const ownership = !owner && process.getuid?.() === 0 ? ['--same-owner', '--numeric-owner'] : ['--no-same-owner'];
   const zstd = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
   // Running tar as the workspace user also means the kernel, not only the inspector, keeps it out of other folders.
   const tar = spawn('tar', ['--extract', '--file=-', '--directory', dir, '--same-permissions', '--delay-directory-restore', ...ownership], {

@@ -1,5 +1,6 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.js';
+import { retry } from '../retry.js';
 
 export interface BackupSchedulerOptions {
   /** Milliseconds between backups of one workspace; 0 disables the scheduler. */
@@ -67,25 +68,22 @@ export class BackupScheduler {
 
   async #run(id: string): Promise<void> {
     this.#timers.delete(id);
+    if (this.#stopped) return;
     const log = this.#options.log.child({ workspaceId: id, op: 'periodic-backup' });
-    for (let attempt = 0; ; attempt++) {
+    try {
+      const outcome = await retry(() => this.#options.backup(id), {
+        attempts: this.#options.retries + 1,
+        initialDelayMs: this.#options.retryDelayMs,
+        retryable: () => !this.#stopped,
+        onRetry: (error, { attempt, delayMs }) => log.warn('periodic backup failed; retrying', { attempt, delayMs, error: error as Error }),
+      });
+      if (outcome === 'gone') return;
+      this.#runs?.inc({ outcome });
+      if (outcome === 'skipped') log.debug('unchanged since the last backup; skipped');
+    } catch (error) {
       if (this.#stopped) return;
-      try {
-        const outcome = await this.#options.backup(id);
-        if (outcome === 'gone') return;
-        this.#runs?.inc({ outcome });
-        if (outcome === 'skipped') log.debug('unchanged since the last backup; skipped');
-        break;
-      } catch (error) {
-        if (attempt >= this.#options.retries) {
-          this.#runs?.inc({ outcome: 'failed' });
-          log.error('periodic backup failed; next try in one period', { attempts: attempt + 1, error: error as Error });
-          break;
-        }
-        const delay = this.#options.retryDelayMs * 2 ** attempt;
-        log.warn('periodic backup failed; retrying', { attempt: attempt + 1, delayMs: delay, error: error as Error });
-        await new Promise((resolve) => setTimeout(resolve, delay).unref());
-      }
+      this.#runs?.inc({ outcome: 'failed' });
+      log.error('periodic backup failed; next try in one period', { attempts: this.#options.retries + 1, error: error as Error });
     }
     this.add(id);
   }

@@ -90,13 +90,12 @@ export class BackupStore {
 
   async #write(target: ArchiveTarget, dir: string, kind: ArchiveKind, key: string, exclude: string[]): Promise<BackupManifest> {
     const archive = createArchive(dir, { level: this.#options.compressionLevel, exclude });
-    const digest = new DigestStream();
-    archive.stream.once('error', (error) => digest.destroy(error)); // pipe() alone would leave the put waiting
+    const digest = DigestStream.of(archive.stream);
     let stored = false;
     let manifestStored = false;
     let manifest: BackupManifest;
     try {
-      await this.#storage.put({ key, body: archive.stream.pipe(digest) });
+      await this.#storage.put({ key, body: digest });
       stored = true;
       const stats = await archive.done;
       if (stats.warnings.length > 0) this.#log.warn('files changed while archiving', { key, warnings: stats.warnings.slice(0, 5) });
@@ -146,9 +145,9 @@ export class BackupStore {
     const expired = manifests.slice(0, Math.max(0, manifests.length - this.#options.keep)).filter((m) => m !== manifestKeyFor(current));
     for (const manifest of expired) {
       await this.#storage.delete({ key: manifest });
-      await this.#storage.delete({ key: manifest.slice(0, -manifestSuffix.length) + archiveSuffix });
+      await this.#storage.delete({ key: archiveKeyFor(manifest) });
     }
-    const committed = new Set(manifests.map((m) => m.slice(0, -manifestSuffix.length) + archiveSuffix));
+    const committed = new Set(manifests.map(archiveKeyFor));
     for (const archive of archives) {
       if (!committed.has(archive.key) && archive.key !== current && Date.now() - archive.modifiedAt.getTime() > orphanAgeMs) {
         this.#log.info('deleting an archive whose upload never completed', { key: archive.key });
@@ -201,12 +200,10 @@ export class BackupStore {
       throw new WsdError('FAILED_PRECONDITION', `archive ${manifest.object} has format ${JSON.stringify(manifest.format)}; this wsd reads ${archiveFormat}`);
     }
     const { body } = await this.#storage.get({ key: manifest.object, ...(signal ? { signal } : {}) });
-    const digest = new DigestStream();
-    const verified = body.pipe(digest);
-    body.once('error', (error) => verified.destroy(error));
+    const digest = DigestStream.of(body);
     let result: { members: number };
     try {
-      result = await extractArchive(verified, dir, this.#options.extract);
+      result = await extractArchive(digest, dir, this.#options.extract);
     } finally {
       body.destroy(); // a refused or failed restore must not leave the storage stream (file, socket) open
     }
@@ -238,3 +235,4 @@ export function workspacePrefix(target: Pick<ArchiveTarget, 'owner' | 'metaId'>)
 
 const latestKey = (target: Pick<ArchiveTarget, 'owner' | 'metaId'>) => `${workspacePrefix(target)}backups/latest.json`;
 const manifestKeyFor = (archiveKey: string) => archiveKey.slice(0, -archiveSuffix.length) + manifestSuffix;
+const archiveKeyFor = (manifestKey: string) => manifestKey.slice(0, -manifestSuffix.length) + archiveSuffix;

@@ -3,6 +3,14 @@ import { Transform } from 'node:stream';
 
 /** A pass-through that measures what flows through it: size and sha256, read once the stream has ended. */
 export class DigestStream extends Transform {
+  /** `source` piped through a new meter; an error of `source` fails the meter too (pipe() alone would not). */
+  static of(source: NodeJS.ReadableStream & { once(event: 'error', listener: (error: Error) => void): unknown }): DigestStream {
+    const meter = new DigestStream();
+    source.once('error', (error) => meter.destroy(error));
+    source.pipe(meter);
+    return meter;
+  }
+
   readonly #hash = createHash('sha256');
   size = 0;
   #digest: string | undefined;

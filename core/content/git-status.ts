@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { checkoutUser, runGit } from './git.js';
+import { insideFolder } from './inside-folder.js';
 import type { GitStatusReport } from '../workspace/workspace-service.js';
 
 /** Lists are capped so a huge dirty tree cannot blow up a response; the totals say how many there were. */
@@ -62,4 +63,19 @@ export function firstCheckoutLocation(initializer: { kind: string; spec: unknown
     }
   }
   return undefined;
+}
+
+/**
+ * The status DisposeWorkspace reports for a workspace: its first checkout location (or the folder itself), read as
+ * `user`. A location outside the folder is never read.
+ */
+export async function workspaceGitStatus(folder: string, initializer: { kind: string; spec: unknown }, user?: { uid: number; gid: number }): Promise<GitStatusReport | undefined> {
+  const location = firstCheckoutLocation(initializer);
+  let checkout: string;
+  try {
+    checkout = location === undefined ? folder : insideFolder(folder, location, 'checkout_location');
+  } catch {
+    return undefined;
+  }
+  return readGitStatus(checkout, user ? { user } : {});
 }

@@ -49,7 +49,10 @@ export interface WorkspaceSettings {
   readyMarker: string;
   /** Restore an existing backup instead of running the requested initializer. */
   backupWins: boolean;
-  /** Owner of workspace folders and content when running as root. */
+  /**
+   * Owner of workspace folders and content. Set only when wsd runs as root (the daemon resolves this once), so
+   * nothing here checks the uid again.
+   */
   owner?: { uid: number; gid: number };
   /** Periodic backups: every `periodMs` (0 = off) with `jitter`, `retries` from `retryDelayMs`. */
   periodic: { periodMs: number; jitter: number; retries: number; retryDelayMs: number };
@@ -147,10 +150,6 @@ export class WorkspaceService {
     }
   }
 
-  get backups(): BackupStore {
-    return this.#backups;
-  }
-
   /**
    * Reloads every state file: ready workspaces are served again (quota re-attached), interrupted inits are wiped
    * and marked failed (the workspace manager retries InitWorkspace; wsd does not replay an initializer whose
@@ -168,13 +167,9 @@ export class WorkspaceService {
         await this.#update(record, { state: 'failed', lastError: 'init was interrupted by a daemon restart' });
       } else if (record.state === 'disposing' || record.state === 'disposed') {
         log.info('finishing an interrupted dispose', { backup: record.dispose?.backup ?? false });
-        const entry = this.#entries.get(record.id)!;
-        const dispose = this.#track(this.#lock.run(record.id, () => this.#dispose(entry, record.dispose?.backup ?? false)));
-        entry.dispose = dispose;
-        dispose.catch((error: unknown) => {
-          log.error('interrupted dispose failed', { error: error as Error });
-          if (entry.dispose === dispose) delete entry.dispose; // a later DisposeWorkspace retries
-        });
+        this.#startDispose(this.#entries.get(record.id)!, record.dispose?.backup ?? false).catch((error: unknown) =>
+          log.error('interrupted dispose failed', { error: error as Error }),
+        );
       } else {
         log.info('workspace recovered', { state: record.state });
         if (record.state === 'ready') this.#scheduler.add(record.id);
@@ -242,7 +237,7 @@ export class WorkspaceService {
   async backup(id: string): Promise<BackupRef> {
     const entry = this.#readyEntry(id, 'back up');
     return this.#track(this.#lock.run(id, async () => {
-      this.#assertState(entry, 'ready', 'back up');
+      this.#assertReady(entry, 'back up');
       return this.#archive(entry, 'backup');
     }));
   }
@@ -258,7 +253,7 @@ export class WorkspaceService {
     entry.record.snapshots = [...entry.record.snapshots, operation].slice(-20);
     const run = this.#track(this.#lock.run(id, async () => {
       try {
-        this.#assertState(entry, 'ready', 'snapshot');
+        this.#assertReady(entry, 'snapshot');
       } catch (error) {
         // Queued behind a dispose: the operation must not stay "running" in describe forever.
         Object.assign(operation, { status: 'failed', error: (error as Error).message });
@@ -282,8 +277,12 @@ export class WorkspaceService {
     assertValidWorkspaceId(id);
     const entry = this.#entries.get(id);
     if (!entry) throw new WsdError('NOT_FOUND', `workspace ${id} does not exist`);
-    if (entry.dispose) return entry.dispose;
-    const dispose = this.#track(this.#lock.run(id, () => this.#dispose(entry, options.backup)));
+    return entry.dispose ?? this.#startDispose(entry, options.backup);
+  }
+
+  /** Runs a dispose under the workspace's lock; callers arriving meanwhile share it. */
+  #startDispose(entry: Entry, backup: boolean): Promise<GitStatusReport | undefined> {
+    const dispose = this.#track(this.#lock.run(entry.record.id, () => this.#dispose(entry, backup)));
     entry.dispose = dispose;
     dispose.catch(() => {
       // A failed dispose (final backup failed) leaves the workspace ready; a later call starts afresh.
@@ -342,7 +341,7 @@ export class WorkspaceService {
       await this.#store.save(record);
       const quota = await this.#deps.quota.provision({ workspaceId: record.id, dir: record.folder, limitBytes: record.storageQuotaBytes, signal: this.#shutdown.signal });
       await this.#update(record, { quota });
-      if (this.#settings.owner && process.getuid?.() === 0) await chown(record.folder, this.#settings.owner.uid, this.#settings.owner.gid);
+      if (this.#settings.owner) await chown(record.folder, this.#settings.owner.uid, this.#settings.owner.gid);
       // Soft while restoring: a compressed backup can expand past a hard limit halfway through.
       if (record.storageQuotaBytes > 0) record.quota = await this.#deps.quota.setLimit({ handle: quota, limitBytes: record.storageQuotaBytes, mode: 'soft' });
       const result = await this.#fill(record, spec, log);
@@ -386,7 +385,7 @@ export class WorkspaceService {
       initializers: this.#deps.initializers,
       signal: this.#shutdown.signal,
       log,
-      ...(this.#settings.owner && process.getuid?.() === 0 ? { user: this.#settings.owner } : {}),
+      ...(this.#settings.owner ? { user: this.#settings.owner } : {}),
     });
   }
 
@@ -399,7 +398,7 @@ export class WorkspaceService {
   async #writeReadyMarker(record: WorkspaceRecord, result: InitializeResult, log: Logger): Promise<void> {
     if (!this.#settings.readyMarker) return;
     const file = insideFolder(record.folder, this.#settings.readyMarker, 'workspaces.readyMarker');
-    const owner = this.#settings.owner && process.getuid?.() === 0 ? this.#settings.owner : undefined;
+    const owner = this.#settings.owner;
     const blocked = await makeRealFolders(record.folder, path.dirname(file), owner);
     if (blocked) {
       log.warn('ready marker not written: its folder is not a real folder in the content', { path: blocked });
@@ -511,12 +510,12 @@ export class WorkspaceService {
     if (entry.record.remoteStorageDisabled) {
       throw new WsdError('FAILED_PRECONDITION', `cannot ${what} workspace ${id}: remote storage is disabled for it`);
     }
-    this.#assertState(entry, 'ready', what);
+    this.#assertReady(entry, what);
     return entry;
   }
 
-  #assertState(entry: Entry, state: WorkspaceState, what: string): void {
-    if (entry.record.state !== state) {
+  #assertReady(entry: Entry, what: string): void {
+    if (entry.record.state !== 'ready') {
       throw new WsdError('FAILED_PRECONDITION', `cannot ${what} workspace ${entry.record.id}: it is ${entry.record.state}`);
     }
   }

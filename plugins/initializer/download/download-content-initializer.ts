@@ -6,6 +6,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { DigestStream } from '../../../core/content/digest-stream.js';
 import { createExclusive, insideFolder, makeRealFolders } from '../../../core/content/inside-folder.js';
 import { WsdError } from '../../../core/errors.js';
+import { retry, transientHttpStatus } from '../../../core/retry.js';
 import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
 
 export interface DownloadSpec {
@@ -56,23 +57,15 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
       throw new WsdError('FAILED_PRECONDITION', `${file.field}.file_path: ${blocked} exists and is not a folder`, { field: `${file.field}.file_path` });
     }
     const tmp = `${file.target}.wsd-download`;
-    let lastError = '';
-    for (let attempt = 0, delay = this.#options.initialRetryDelayMs; attempt < this.#options.attempts; attempt++, delay *= 2) {
-      signal.throwIfAborted();
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-      let response: Response;
-      try {
-        response = await fetch(file.url, { signal });
-      } catch (error) {
+    const attempt = async (): Promise<number> => {
+      const response = await fetch(file.url, { signal }).catch((error: Error) => {
         if (signal.aborted) throw error;
-        lastError = (error as Error).message;
-        continue;
-      }
+        throw new WsdError('UNAVAILABLE', `${file.field}: downloading ${file.url} failed: ${error.message}`, { field: `${file.field}.url` });
+      });
       if (!response.ok || !response.body) {
-        lastError = `HTTP ${response.status}`;
         await response.body?.cancel();
-        if (response.status >= 500 || response.status === 429) continue;
-        throw new WsdError('FAILED_PRECONDITION', `${file.field}: downloading ${file.url} failed: ${lastError}`, { field: `${file.field}.url` });
+        const code = transientHttpStatus(response.status) ? 'UNAVAILABLE' : 'FAILED_PRECONDITION';
+        throw new WsdError(code, `${file.field}: downloading ${file.url} failed: HTTP ${response.status}`, { field: `${file.field}.url` });
       }
       const digest = new DigestStream();
       try {
@@ -82,8 +75,7 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
       } catch (error) {
         await rm(tmp, { force: true });
         if (signal.aborted) throw error;
-        lastError = (error as Error).message;
-        continue;
+        throw new WsdError('UNAVAILABLE', `${file.field}: downloading ${file.url} failed: ${(error as Error).message}`, { field: `${file.field}.url` });
       }
       if (digest.sha256 !== file.sha256) {
         await rm(tmp, { force: true });
@@ -91,7 +83,7 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
       }
       await rename(tmp, file.target);
       return digest.size;
-    }
-    throw new WsdError('UNAVAILABLE', `${file.field}: downloading ${file.url} failed after ${this.#options.attempts} attempts: ${lastError}`, { field: `${file.field}.url` });
+    };
+    return retry(attempt, { attempts: this.#options.attempts, initialDelayMs: this.#options.initialRetryDelayMs, signal });
   }
 }

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { git, runGit, gitFailure, type GitOptions } from '../../../core/content/git.js';
 import { insideFolder } from '../../../core/content/inside-folder.js';
 import { WsdError } from '../../../core/errors.js';
+import { retry } from '../../../core/retry.js';
 import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
 import type { Logger } from '../../../core/observability/logger.js';
 import { gitAuth } from './credentials.js';
@@ -115,21 +116,19 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
     return { source: 'from-other', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes }] };
   }
 
-  /** Retries UNAVAILABLE failures with doubling delays until retryTimeoutMs has passed; `reset` runs before each retry. */
-  async #retry<T>(log: Logger, signal: AbortSignal, fn: () => Promise<T>, reset?: () => Promise<void>): Promise<T> {
-    const deadline = Date.now() + this.#options.retryTimeoutMs;
-    for (let delay = this.#options.initialRetryDelayMs; ; delay *= 2) {
-      try {
-        return await fn();
-      } catch (error) {
-        if (!(error instanceof WsdError) || error.code !== 'UNAVAILABLE' || Date.now() + delay > deadline) throw error;
-        log.warn('git failed transiently; retrying', { delayMs: delay, error: error.message });
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        signal.throwIfAborted();
+  /** Retries transient failures with doubling delays for retryTimeoutMs; `reset` runs before each retry. */
+  #retry<T>(log: Logger, signal: AbortSignal, fn: () => Promise<T>, reset?: () => Promise<void>): Promise<T> {
+    return retry(fn, {
+      deadlineMs: this.#options.retryTimeoutMs,
+      initialDelayMs: this.#options.initialRetryDelayMs,
+      signal,
+      onRetry: async (error, { delayMs }) => {
+        log.warn('git failed transiently; retrying', { delayMs, error: (error as Error).message });
         await reset?.();
-      }
-    }
+      },
+    });
   }
+
 }
 
 /** Empties a failed clone's target (keeping the folder itself when it is the workspace root). */

@@ -1,4 +1,5 @@
 import { WsdError } from '../../../core/errors.js';
+import { retry, transientHttpStatus } from '../../../core/retry.js';
 
 /**
  * Fetches `user:password` from a one-time-secret URL. The URL works once, so the answer is cached per URL for this
@@ -20,25 +21,25 @@ export class OneTimeSecrets {
   }
 
   async #fetch(url: string, signal?: AbortSignal): Promise<{ user: string; password: string }> {
-    let lastError = '';
-    for (let attempt = 0; attempt < this.options.attempts; attempt++) {
-      signal?.throwIfAborted();
-      try {
-        const response = await fetch(url, signal ? { signal } : {});
-        const text = (await response.text()).trim();
-        if (response.ok) {
+    const field = 'initializer.git.config.auth_ots';
+    try {
+      return await retry(
+        async () => {
+          const response = await fetch(url, signal ? { signal } : {}).catch((error: Error) => {
+            throw new WsdError('UNAVAILABLE', error.message);
+          });
+          const text = (await response.text()).trim();
+          // A 4xx other than 429 means used up or wrong: asking again cannot help.
+          if (!response.ok) throw new WsdError(transientHttpStatus(response.status) ? 'UNAVAILABLE' : 'FAILED_PRECONDITION', `HTTP ${response.status}`);
           const colon = text.indexOf(':');
-          if (colon <= 0) throw new WsdError('FAILED_PRECONDITION', 'auth_ots answer is not user:password', { field: 'initializer.git.config.auth_ots' });
+          if (colon <= 0) throw new WsdError('FAILED_PRECONDITION', 'the answer is not user:password');
           return { user: text.slice(0, colon), password: text.slice(colon + 1) };
-        }
-        lastError = `HTTP ${response.status}`;
-        if (response.status >= 400 && response.status < 500 && response.status !== 429) break; // used up or wrong
-      } catch (error) {
-        if (error instanceof WsdError) throw error;
-        lastError = (error as Error).message;
-      }
-      await new Promise((resolve) => setTimeout(resolve, this.options.delayMs));
+        },
+        { attempts: this.options.attempts, initialDelayMs: this.options.delayMs, factor: 1, ...(signal ? { signal } : {}) },
+      );
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      throw new WsdError('FAILED_PRECONDITION', `cannot fetch the git credentials from auth_ots: ${(error as Error).message}`, { field });
     }
-    throw new WsdError('FAILED_PRECONDITION', `cannot fetch the git credentials from auth_ots: ${lastError}`, { field: 'initializer.git.config.auth_ots' });
   }
 }
