@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
-import { checkoutUser, runGit } from './git.js';
-import { insideFolder } from './inside-folder.js';
+import { checkoutUser, runGit, type GitOptions } from './git.js';
+import { realFolderInside } from './inside-folder.js';
 import type { GitStatusReport } from '../workspace/workspace-service.js';
 
 /** Lists are capped so a huge dirty tree cannot blow up a response; the totals say how many there were. */
@@ -13,10 +13,15 @@ export const gitStatusCap = 100;
  * A folder that is not a repository gives undefined, not an error.
  */
 export async function readGitStatus(checkout: string, options: { user?: { uid: number; gid: number } } = {}): Promise<GitStatusReport | undefined> {
-  if (!existsSync(path.join(checkout, '.git'))) return undefined;
+  // A real .git folder: a gitfile (`gitdir: /elsewhere`) or a symlink would point git at another repository.
+  const dotGit = path.join(checkout, '.git');
+  if (!(await lstat(dotGit).catch(() => undefined))?.isDirectory()) return undefined;
   const user = await checkoutUser(checkout, options.user);
-  const opts = { cwd: checkout, ...(user ? { user } : {}), env: { GIT_OPTIONAL_LOCKS: '0' } };
-  const status = await runGit(['-c', 'core.quotePath=false', 'status', '--porcelain=v2', '--branch', '-uall'], opts);
+  // GIT_DIR and GIT_WORK_TREE pin git to this checkout whatever its config says (`core.worktree` could point at
+  // another folder of the node); no optional locks: reading must not write.
+  const opts = { cwd: checkout, ...(user ? { user } : {}), env: { GIT_OPTIONAL_LOCKS: '0', GIT_DIR: dotGit, GIT_WORK_TREE: checkout } };
+  const safe = ['-c', `safe.directory=${checkout}`, ...(await neutralizedFilters(opts))];
+  const status = await runGit([...safe, '-c', 'core.quotePath=false', 'status', '--porcelain=v2', '--branch', '-uall'], opts);
   if (status.code !== 0) return undefined;
   let branch = '';
   const uncommitted: string[] = [];
@@ -29,8 +34,8 @@ export async function readGitStatus(checkout: string, options: { user?: { uid: n
     else if (line.startsWith('? ')) untracked.push(line.slice(2));
   }
   if (branch === '(detached)') branch = '';
-  const latest = await runGit(['log', '--pretty=%H', '-n', '1'], opts);
-  const unpushed = await runGit(['log', '--pretty=%h: %s', '--branches', '--not', '--remotes'], opts);
+  const latest = await runGit([...safe, 'log', '--pretty=%H', '-n', '1'], opts);
+  const unpushed = await runGit([...safe, 'log', '--pretty=%h: %s', '--branches', '--not', '--remotes'], opts);
   const commits = unpushed.code === 0 ? unpushed.stdout.split('\n').filter(Boolean) : [];
   return {
     branch,
@@ -71,11 +76,18 @@ export function firstCheckoutLocation(initializer: { kind: string; spec: unknown
  */
 export async function workspaceGitStatus(folder: string, initializer: { kind: string; spec: unknown }, user?: { uid: number; gid: number }): Promise<GitStatusReport | undefined> {
   const location = firstCheckoutLocation(initializer);
-  let checkout: string;
-  try {
-    checkout = location === undefined ? folder : insideFolder(folder, location, 'checkout_location');
-  } catch {
-    return undefined;
-  }
+  // Resolved on disk: the user may have replaced the checkout by a symlink to another folder of the node.
+  const checkout = location === undefined ? folder : await realFolderInside(folder, location);
+  if (checkout === undefined) return undefined;
   return readGitStatus(checkout, user ? { user } : {});
+}
+
+/**
+ * `-c` overrides that turn every filter driver the repository's config defines into `cat`: `git status` may run a
+ * clean filter to compare a file, and the user wrote that config. (Hooks and fsmonitor are off for every git run.)
+ */
+async function neutralizedFilters(opts: GitOptions): Promise<string[]> {
+  const listed = await runGit(['config', '--includes', '--name-only', '--get-regexp', '^filter\\.'], opts);
+  const drivers = new Set(listed.stdout.split('\n').map((key) => /^filter\.(.+)\.[^.]+$/.exec(key)?.[1]).filter((name): name is string => Boolean(name)));
+  return [...drivers].flatMap((name) => ['-c', `filter.${name}.clean=cat`, '-c', `filter.${name}.smudge=cat`, '-c', `filter.${name}.process=`, '-c', `filter.${name}.required=false`]);
 }

@@ -14,7 +14,7 @@ import { EmptyContentInitializer } from '../../plugins/initializer/empty/empty-c
 import { GitContentInitializer } from '../../plugins/initializer/git/git-content-initializer.js';
 import { PrebuildContentInitializer } from '../../plugins/initializer/prebuild/prebuild-content-initializer.js';
 import { SnapshotContentInitializer } from '../../plugins/initializer/snapshot/snapshot-content-initializer.js';
-import { makeRepos, type TestRepos } from '../kit/git-fixtures.js';
+import { gitTestPolicy, makeRepos, type TestRepos } from '../kit/git-fixtures.js';
 import { tempDir } from '../kit/temp-dir.js';
 import { describeContentInitializerConformance } from './content-initializer.js';
 
@@ -28,7 +28,7 @@ before(async () => {
 });
 after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-const git = () => new GitContentInitializer({ retryTimeoutMs: 2000, initialRetryDelayMs: 100 });
+const git = () => new GitContentInitializer({ retryTimeoutMs: 2000, initialRetryDelayMs: 100, policy: gitTestPolicy });
 
 /** Puts an archive of a small tree into the run's storage as a backup or snapshot; returns its manifest. */
 async function storeArchive(options: { storage: ConstructorParameters<typeof BackupStore>[0]; workspace: { owner: string; metaId: string } }, kind: 'backup' | 'snapshot') {
@@ -84,7 +84,7 @@ describeContentInitializerConformance('composite', {
 
 describeContentInitializerConformance('prebuild', {
   abortable: true,
-  create: () => new PrebuildContentInitializer(),
+  create: () => new PrebuildContentInitializer({ policy: gitTestPolicy }),
   helpers: () => [git()],
   valid: async () => ({ spec: { prebuild: { snapshot: 'owner/workspaces/meta/snapshots/20260101T000000000Z-00000000.tar.zst' }, git: [{ remote_uri: repos.url('project') }] } }),
   invalid: { prebuild: { snapshot: 'owner/workspaces/meta/snapshots/20260101T000000000Z-00000000.tar.zst' }, git: [{ remote_uri: 'file:///x', checkout_location: '../x' }] },

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -79,11 +80,26 @@ export async function runWsd(args: string[], options: { cwd?: string; env?: Node
 }
 
 /**
+ * The initializers of a test daemon: all built-ins, with git and prebuild allowed to reach the test repositories
+ * (file:// under the OS temp folder, plain http on 127.0.0.1), which the secure defaults refuse.
+ */
+export const testInitializersConfig = `initializers:
+  empty: {}
+  backup: {}
+  snapshot: {}
+  composite: {}
+  git: { protocols: [https, http, file], localRoots: [${JSON.stringify(os.tmpdir())}], retryTimeout: 2s, initialRetryDelay: 100ms }
+  prebuild: { protocols: [https, http, file], localRoots: [${JSON.stringify(os.tmpdir())}] }
+  download: {}
+`;
+
+/**
  * A config file for a test daemon: free ports on 127.0.0.1, data under `dir`, plaintext gRPC unless `api` gives
- * another api section body; `extra` is appended.
+ * another api section body; `extra` is appended (and {@link testInitializersConfig} unless `extra` has its own).
  */
 export function testDaemonConfig(dir: string, extra = '', api = '  address: 127.0.0.1:0\n  insecure: true\n'): string {
   const file = path.join(dir, 'wsd.yaml');
-  writeFileSync(file, `dataDir: ./data\nhttp:\n  address: 127.0.0.1:0\napi:\n${api}${extra}`);
+  const initializers = /^initializers:/m.test(extra) ? '' : testInitializersConfig;
+  writeFileSync(file, `dataDir: ./data\nhttp:\n  address: 127.0.0.1:0\napi:\n${api}${extra}${initializers}`);
   return file;
 }

@@ -1,3 +1,5 @@
+import os from 'node:os';
+import type { GitRemotePolicy } from '../../plugins/initializer/git/git-policy.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -172,3 +174,9 @@ export async function startGitHttpServer(root: string, auth?: { user: string; pa
       }),
   } as GitHttpServer;
 }
+
+/**
+ * The git policy of tests: the secure default (https, ssh, nothing local) plus what the fixtures need — plain http
+ * on 127.0.0.1 and file:// repositories under the OS temp folder.
+ */
+export const gitTestPolicy: GitRemotePolicy = { protocols: ['https', 'ssh', 'http', 'file'], localRoots: [os.tmpdir()], extraConfigKeys: [] };

@@ -3,14 +3,14 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WsdError } from '../../../core/errors.js';
-import { makeRepos, sh, startGitHttpServer, type GitHttpServer, type TestRepos } from '../../../test/kit/git-fixtures.js';
+import { gitTestPolicy, makeRepos, sh, startGitHttpServer, type GitHttpServer, type TestRepos } from '../../../test/kit/git-fixtures.js';
 import { initializerRun } from '../../../test/kit/initializer-options.js';
 import { tempDir } from '../../../test/kit/temp-dir.js';
 import { GitContentInitializer, type GitSpec } from './git-content-initializer.js';
 import { OneTimeSecrets } from './one-time-secret.js';
 
-const initializer = (options: { allowFileSubmodules?: boolean } = { allowFileSubmodules: true }) =>
-  new GitContentInitializer({ retryTimeoutMs: 10_000, initialRetryDelayMs: 100, secrets: new OneTimeSecrets({ attempts: 3, delayMs: 50 }), ...options });
+const initializer = (options: { allowFileSubmodules?: boolean; policy?: typeof gitTestPolicy } = { allowFileSubmodules: true }) =>
+  new GitContentInitializer({ retryTimeoutMs: 10_000, initialRetryDelayMs: 100, secrets: new OneTimeSecrets({ attempts: 3, delayMs: 50 }), policy: gitTestPolicy, ...options });
 
 async function clone(spec: GitSpec, git = initializer()) {
   const run = initializerRun(spec);
@@ -77,12 +77,12 @@ describe('initializer/git', () => {
     assert.equal(repo('rev-parse', 'HEAD'), repos.main.tip);
   });
 
-  it('applies custom config and adds and fetches the upstream remote', async () => {
+  it('applies custom config (safe keys and an operator\'s extra keys) and adds and fetches the upstream remote', async () => {
     const { repo } = await clone({
       remote_uri: repos.url('project'),
       upstream_Remote_uri: repos.url('upstream'),
       config: { custom_config: { 'core.autocrlf': 'input', 'wsd.test': 'yes' } },
-    });
+    }, initializer({ allowFileSubmodules: true, policy: { ...gitTestPolicy, extraConfigKeys: ['wsd.test'] } }));
     assert.equal(repo('config', '--get', 'wsd.test'), 'yes');
     assert.equal(repo('config', '--get', 'core.autocrlf'), 'input');
     assert.equal(repo('remote', 'get-url', 'upstream'), repos.url('upstream'));

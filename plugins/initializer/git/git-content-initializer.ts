@@ -1,15 +1,15 @@
-import { execFile } from 'node:child_process';
 import { readdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { git, runGit, gitFailure, type GitOptions } from '../../../core/content/git.js';
-import { insideFolder } from '../../../core/content/inside-folder.js';
+import { resolveInside } from '../../../core/content/inside-folder.js';
 import { WsdError } from '../../../core/errors.js';
+import { spawnTracked } from '../../../core/process/child-processes.js';
 import { retry } from '../../../core/retry.js';
 import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
 import type { Logger } from '../../../core/observability/logger.js';
 import { gitAuth } from './credentials.js';
+import { checkBranch, checkCommit, checkCustomConfig, checkRemote, defaultGitRemotePolicy, protocolEnv, type GitRemotePolicy } from './git-policy.js';
 import { OneTimeSecrets } from './one-time-secret.js';
 
 /** The API's GitInitializer, as delivered (proto field names, enums as names). */
@@ -40,6 +40,8 @@ export interface GitInitializerOptions {
    * otherwise pull another workspace's files from this node into its checkout.
    */
   allowFileSubmodules?: boolean;
+  /** Transports, local repositories and config keys a request may use; default https and ssh, nothing local. */
+  policy?: GitRemotePolicy;
 }
 
 /**
@@ -61,31 +63,34 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
     signal.throwIfAborted();
     const started = Date.now();
     const field = (name: string) => `initializer.git.${name}`;
-    if (!spec.remote_uri) throw new WsdError('INVALID_ARGUMENT', `${field('remote_uri')} is required`, { field: field('remote_uri') });
-    const checkout = insideFolder(dir, spec.checkout_location ?? '', field('checkout_location'));
+    const policy = this.#options.policy ?? defaultGitRemotePolicy;
+    // Every field is checked before anything runs: the remote and upstream against the transport allow-list, the
+    // config keys against the safe list, the target by its mode, the checkout location on disk.
+    const remote = await checkRemote(spec.remote_uri, policy, field('remote_uri'));
+    const upstream = spec.upstream_Remote_uri ? await checkRemote(spec.upstream_Remote_uri, policy, field('upstream_Remote_uri')) : undefined;
+    const config = checkCustomConfig(spec.config?.custom_config, policy, field('config.custom_config'));
     const mode = spec.target_mode ?? 'REMOTE_HEAD';
-    if (mode !== 'REMOTE_HEAD' && !spec.clone_taget) {
-      throw new WsdError('INVALID_ARGUMENT', `${field('clone_taget')} is required with target_mode ${mode}`, { field: field('clone_taget') });
-    }
-    const glog = log.child({ remote: redact(spec.remote_uri), mode });
+    const target =
+      mode === 'REMOTE_COMMIT' ? checkCommit(spec.clone_taget, field('clone_taget')) : mode === 'REMOTE_HEAD' ? undefined : checkBranch(spec.clone_taget, field('clone_taget'));
+    const checkout = await resolveInside(dir, spec.checkout_location ?? '', field('checkout_location'), { leaf: 'new-folder', ...(user ? { owner: user } : {}) });
+    const glog = log.child({ remote: redact(remote.uri), mode });
     const { args: auth, env } = await gitAuth(spec, this.#secrets, signal);
-    const opts: GitOptions = { cwd: dir, env, ...(user ? { user } : {}), signal };
+    const opts: GitOptions = { cwd: dir, env: { ...env, ...protocolEnv([remote.protocol]) }, ...(user ? { user } : {}), signal };
     const inRepo: GitOptions = { ...opts, cwd: checkout };
     const shallow = !spec.full_clone;
 
     let branch: string[] = [];
     if (mode === 'REMOTE_BRANCH') {
-      const heads = await this.#retry(glog, signal, () => git([...auth, 'ls-remote', '--heads', '--', spec.remote_uri!, `refs/heads/${spec.clone_taget}`], opts));
-      if (heads.trim()) branch = ['--branch', spec.clone_taget!];
-      else glog.warn('branch not found on the remote; cloning the default branch instead', { branch: spec.clone_taget });
+      const heads = await this.#retry(glog, signal, () => git([...auth, 'ls-remote', '--heads', '--', remote.uri, `refs/heads/${target}`], opts));
+      if (heads.trim()) branch = ['--branch', target!];
+      else glog.warn('branch not found on the remote; cloning the default branch instead', { branch: target });
     }
-    const config = Object.entries(spec.config?.custom_config ?? {}).flatMap(([k, v]) => ['--config', `${k}=${v}`]);
-    const clone = [...auth, 'clone', ...(shallow ? ['--depth=1', '--shallow-submodules'] : []), ...(mode === 'REMOTE_COMMIT' ? ['--no-checkout'] : []), ...config, ...branch, '--', spec.remote_uri, checkout];
+    const clone = [...auth, 'clone', ...(shallow ? ['--depth=1', '--shallow-submodules'] : []), ...(mode === 'REMOTE_COMMIT' ? ['--no-checkout'] : []), ...config, ...branch, '--', remote.uri, checkout];
     await this.#retry(glog, signal, () => git(clone, opts), () => wipe(checkout, checkout === dir));
 
     if (mode === 'REMOTE_COMMIT') {
       if (shallow) {
-        const fetched = await runGit([...auth, 'fetch', '--depth=20', 'origin', spec.clone_taget!], inRepo);
+        const fetched = await runGit([...auth, 'fetch', '--depth=20', '--end-of-options', 'origin', target!], inRepo);
         if (fetched.code !== 0) {
           const failure = gitFailure('fetch', fetched);
           if (failure.code === 'PERMISSION_DENIED') throw failure;
@@ -93,22 +98,24 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
           await this.#retry(glog, signal, () => git([...auth, 'fetch', '--unshallow', 'origin'], inRepo));
         }
       }
-      await git(['checkout', '--detach', spec.clone_taget!], inRepo).catch((error: WsdError) => {
-        throw new WsdError('FAILED_PRECONDITION', `commit ${spec.clone_taget} not found in ${redact(spec.remote_uri!)}: ${error.message}`, { field: field('clone_taget') });
+      // `checkout` knows no --end-of-options; the target is hex (checked above) and `--` ends the revisions.
+      await git(['checkout', '--detach', target!, '--'], inRepo).catch((error: WsdError) => {
+        throw new WsdError('FAILED_PRECONDITION', `commit ${target} not found in ${redact(remote.uri)}: ${error.message}`, { field: field('clone_taget') });
       });
     } else if (mode === 'LOCAL_BRANCH') {
-      await git(['checkout', '-b', spec.clone_taget!], inRepo);
+      await git(['checkout', '-b', target!, '--'], inRepo);
     }
 
-    if (spec.upstream_Remote_uri) {
-      await git(['remote', 'add', 'upstream', spec.upstream_Remote_uri], inRepo);
-      const fetched = await runGit([...auth, 'fetch', ...(shallow ? ['--depth=1'] : []), 'upstream'], inRepo);
-      if (fetched.code !== 0) glog.warn('fetching upstream failed', { upstream: redact(spec.upstream_Remote_uri), error: gitFailure('fetch', fetched).message });
+    if (upstream) {
+      await git(['remote', 'add', '--', 'upstream', upstream.uri], inRepo);
+      const fetched = await runGit([...auth, 'fetch', ...(shallow ? ['--depth=1'] : []), 'upstream'], { ...inRepo, env: { ...env, ...protocolEnv([upstream.protocol]) } });
+      if (fetched.code !== 0) glog.warn('fetching upstream failed', { upstream: redact(upstream.uri), error: gitFailure('fetch', fetched).message });
     }
     if (existsSync(path.join(checkout, '.gitmodules'))) {
-      // No credentials for submodules: they may live on other hosts, which must not see the user's token.
-      const fileProtocol = this.#options.allowFileSubmodules ? ['-c', 'protocol.file.allow=always'] : [];
-      const sub = await runGit([...fileProtocol, 'submodule', 'update', '--init', '--recursive', ...(shallow ? ['--depth=1'] : [])], { ...inRepo, env: {} });
+      // No credentials for submodules: they may live on other hosts, which must not see the user's token. Their
+      // transports are the policy's, local repositories only when allowed (git enforces GIT_ALLOW_PROTOCOL for them).
+      const protocols = [...policy.protocols.filter((p) => p !== 'file'), ...(this.#options.allowFileSubmodules ? (['file'] as const) : [])];
+      const sub = await runGit(['submodule', 'update', '--init', '--recursive', ...(shallow ? ['--depth=1'] : [])], { ...inRepo, env: protocolEnv(protocols) });
       if (sub.code !== 0) glog.warn('submodules could not be initialized', { error: gitFailure('submodule', sub).message });
     }
     const bytes = await du(checkout);
@@ -142,11 +149,13 @@ export function redact(uri: string): string {
   return uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
 }
 
-async function du(dir: string): Promise<number> {
-  try {
-    const { stdout } = await promisify(execFile)('du', ['-sb', dir]);
-    return Number(stdout.split('\t')[0]) || 0;
-  } catch {
-    return 0;
-  }
+/** Bytes under `dir` (0 if du fails): a tracked child like every other, so a daemon stop ends it too. */
+function du(dir: string): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawnTracked('du', ['-sb', '--', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.once('error', () => resolve(0));
+    child.once('close', (code) => resolve(code === 0 ? Number(stdout.split('\t')[0]) || 0 : 0));
+  });
 }

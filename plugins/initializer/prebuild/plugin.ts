@@ -1,9 +1,12 @@
+import { z } from 'zod';
 import { definePlugin } from '../../../core/kernel/plugin.js';
+import { checkGitRemotePolicy, gitRemotePolicyFields } from '../git/git-policy-schema.js';
 import { PrebuildContentInitializer } from './prebuild-content-initializer.js';
 
 export const prebuildInitializerPlugin = definePlugin({
   kind: 'initializer',
   id: 'prebuild',
   description: 'Restores a prebuild snapshot and brings its git checkouts to their targets',
-  create: () => new PrebuildContentInitializer(),
+  configSchema: z.strictObject({ ...gitRemotePolicyFields }).check(checkGitRemotePolicy),
+  create: ({ config }) => new PrebuildContentInitializer({ policy: { protocols: config.protocols, localRoots: config.localRoots, extraConfigKeys: config.extraConfigKeys } }),
 });

@@ -5,7 +5,7 @@ import { before, describe, it } from 'node:test';
 import { BackupStore } from '../../../core/content/backup-store.js';
 import { silentLogger } from '../../../core/observability/logger.js';
 import { memoryStorage } from '../../../test/kit/fakes.js';
-import { makeRepos, sh, type TestRepos } from '../../../test/kit/git-fixtures.js';
+import { gitTestPolicy, makeRepos, sh, type TestRepos } from '../../../test/kit/git-fixtures.js';
 import { initializerRun } from '../../../test/kit/initializer-options.js';
 import { tempDir } from '../../../test/kit/temp-dir.js';
 import { GitContentInitializer } from '../git/git-content-initializer.js';
@@ -13,7 +13,7 @@ import { PrebuildContentInitializer, type PrebuildSpec } from './prebuild-conten
 
 describe('initializer/prebuild', () => {
   let repos: TestRepos;
-  const git = new GitContentInitializer({ retryTimeoutMs: 5000, initialRetryDelayMs: 100 });
+  const git = new GitContentInitializer({ retryTimeoutMs: 5000, initialRetryDelayMs: 100, policy: gitTestPolicy });
   before(() => {
     repos = makeRepos(tempDir('wsd-prebuild-repos-'));
   });
@@ -33,7 +33,7 @@ describe('initializer/prebuild', () => {
     const { storage, name } = await prebuildSnapshot();
     const spec: PrebuildSpec = { prebuild: { snapshot: name }, git: [{ remote_uri: repos.url('project'), target_mode: 'REMOTE_BRANCH', clone_taget: 'dev' }] };
     const run = initializerRun(spec, { storage, initializers: [git] });
-    const result = await new PrebuildContentInitializer().initialize(run.options);
+    const result = await new PrebuildContentInitializer({ policy: gitTestPolicy }).initialize(run.options);
     assert.equal(result.source, 'from-prebuild');
     assert.equal(sh(run.dir, 'rev-parse', 'HEAD'), repos.dev.tip);
     assert.equal(sh(run.dir, 'rev-parse', '--abbrev-ref', 'HEAD'), 'dev');
@@ -46,7 +46,7 @@ describe('initializer/prebuild', () => {
     const { storage, name } = await prebuildSnapshot();
     const spec: PrebuildSpec = { prebuild: { snapshot: name }, git: [{ remote_uri: repos.url('project'), target_mode: 'REMOTE_COMMIT', clone_taget: repos.main.firstCommit }] };
     const run = initializerRun(spec, { storage, initializers: [git] });
-    await new PrebuildContentInitializer().initialize(run.options);
+    await new PrebuildContentInitializer({ policy: gitTestPolicy }).initialize(run.options);
     assert.equal(sh(run.dir, 'rev-parse', 'HEAD'), repos.main.firstCommit);
     assert.ok(run.logs.some((l) => /conflict with the target/.test(l)));
     assert.match(sh(run.dir, 'stash', 'list'), /wsd: prebuild changes/);
@@ -58,7 +58,7 @@ describe('initializer/prebuild', () => {
       git: [{ remote_uri: repos.url('project'), checkout_location: 'project' }],
     };
     const run = initializerRun(spec, { initializers: [git] });
-    const result = await new PrebuildContentInitializer().initialize(run.options);
+    const result = await new PrebuildContentInitializer({ policy: gitTestPolicy }).initialize(run.options);
     assert.equal(result.source, 'from-other');
     assert.equal(sh(path.join(run.dir, 'project'), 'rev-parse', 'HEAD'), repos.main.tip);
     assert.equal(existsSync(path.join(run.dir, 'project', 'build-output.txt')), false);

@@ -1,0 +1,193 @@
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { WsdError } from '../../../core/errors.js';
+
+/**
+ * What a request may ask git to do. Every field of a git spec comes from a user in the end, and git runs on the
+ * node (as root unless `workspaces.uid` is set): a remote URL picks a transport (`ext::` runs a command), a config
+ * key can name a command (`core.sshCommand`, `*.helper`, `filter.*`), a ref that starts with `-` is an option.
+ * Everything here is an allow-list: what is not named is refused with INVALID_ARGUMENT naming the field.
+ */
+export interface GitRemotePolicy {
+  /** Transports a remote may use: `https`, `ssh`, `http`, `git`, `file`. Default `https`, `ssh`. */
+  protocols: readonly GitProtocol[];
+  /**
+   * Folders whose repositories may be cloned by local path or `file://` URL (resolved on disk, symlinks followed,
+   * before the check). Empty (the default): no local repository is reachable, so no request can read another
+   * workspace's checkout or the daemon's own files. `file` must also be in `protocols`.
+   */
+  localRoots: readonly string[];
+  /** Extra `custom_config` keys an operator allows beyond the built-in safe list (never a key that runs commands). */
+  extraConfigKeys: readonly string[];
+}
+
+export const gitProtocols = ['https', 'ssh', 'http', 'git', 'file'] as const;
+export type GitProtocol = (typeof gitProtocols)[number];
+
+export const defaultGitRemotePolicy: GitRemotePolicy = { protocols: ['https', 'ssh'], localRoots: [], extraConfigKeys: [] };
+
+const maxUrlLength = 4096;
+const hostPattern = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)$/;
+
+/** A remote the policy allows, with the one transport git needs for it (GIT_ALLOW_PROTOCOL). */
+export interface CheckedRemote {
+  uri: string;
+  protocol: GitProtocol;
+}
+
+/**
+ * Checks a remote URL against the policy: its form (URL, scp-like `user@host:path`, or a local path), its transport,
+ * its host (never an option), and for local repositories their real location on disk.
+ */
+export async function checkRemote(uri: unknown, policy: GitRemotePolicy, field: string): Promise<CheckedRemote> {
+  const refuse = (why: string): never => {
+    throw new WsdError('INVALID_ARGUMENT', `${field} ${why}`, { field });
+  };
+  if (typeof uri !== 'string' || uri === '') return refuse('is required');
+  if (uri.length > maxUrlLength) refuse(`must be at most ${maxUrlLength} characters`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0020\u007f]/.test(uri)) refuse('must not contain spaces or control characters');
+  if (uri.startsWith('-')) refuse('must not start with "-"');
+  // `<transport>::<address>` runs a remote helper of that name (`ext::` executes its address as a command).
+  if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(uri)) refuse('uses a transport helper (`<name>::`), which is never allowed');
+
+  let protocol: GitProtocol;
+  let localPath: string | undefined;
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(uri)?.[1]?.toLowerCase();
+  if (scheme) {
+    if (!(gitProtocols as readonly string[]).includes(scheme)) refuse(`uses ${scheme}://, which wsd does not support (${gitProtocols.join(', ')})`);
+    protocol = scheme as GitProtocol;
+    let url: URL;
+    try {
+      url = new URL(uri);
+    } catch {
+      return refuse('is not a valid URL');
+    }
+    if (protocol === 'file') {
+      if (url.host) refuse('must name a local path (file:///path) — file:// URLs with a host are not supported');
+      localPath = decodeURIComponent(url.pathname);
+    } else {
+      if (!hostPattern.test(url.hostname)) refuse(`has an invalid host ${JSON.stringify(url.hostname)}`);
+      if (url.username.startsWith('-')) refuse('has a user name that starts with "-"');
+    }
+  } else if (uri.startsWith('/') || uri.startsWith('.') || !uri.includes(':')) {
+    protocol = 'file';
+    localPath = uri;
+  } else {
+    // scp-like syntax, `[user@]host:path`: git runs ssh for it.
+    const match = /^(?:([^@/:]+)@)?([^@/:]+|\[[^\]]+\]):(.*)$/.exec(uri);
+    if (!match) return refuse('is neither a URL, nor user@host:path, nor a local path');
+    if (match[1]?.startsWith('-')) refuse('has a user name that starts with "-"');
+    if (!hostPattern.test(match[2]!)) refuse(`has an invalid host ${JSON.stringify(match[2])}`);
+    protocol = 'ssh';
+  }
+
+  if (!policy.protocols.includes(protocol)) {
+    refuse(`uses ${protocol === 'file' ? 'a local repository' : protocol}, which is not allowed here (initializers.git.protocols: ${policy.protocols.join(', ') || 'none'})`);
+  }
+  if (localPath !== undefined) {
+    if (!path.isAbsolute(localPath)) refuse('must be an absolute path when it names a local repository');
+    // Resolved on disk: a symlink inside an allowed folder must not lead out of it.
+    const real = await realpath(localPath).catch(() => undefined);
+    const roots = await Promise.all(policy.localRoots.map((root) => realpath(root).catch(() => undefined)));
+    const inside = real !== undefined && roots.some((root) => root !== undefined && (real === root || real.startsWith(`${root}${path.sep}`)));
+    if (!inside) refuse('is not inside a folder listed in initializers.git.localRoots');
+  }
+  return { uri, protocol };
+}
+
+/** Settings that can neither run a command, nor redirect a fetch, nor read files of the node; compared lowercased. */
+const safeConfigKeys = new Set([
+  'core.autocrlf', 'core.eol', 'core.filemode', 'core.ignorecase', 'core.symlinks', 'core.longpaths', 'core.precomposeunicode',
+  'core.quotepath', 'core.safecrlf', 'core.whitespace', 'core.compression', 'core.bigfilethreshold', 'core.abbrev', 'core.checkstat',
+  'core.trustctime', 'core.untrackedcache', 'core.preloadindex', 'core.sparsecheckout', 'core.commentchar',
+  'user.name', 'user.email', 'author.name', 'author.email', 'committer.name', 'committer.email',
+  'init.defaultbranch', 'pull.rebase', 'pull.ff', 'push.default', 'push.autosetupremote', 'fetch.prune', 'fetch.prunetags',
+  'fetch.parallel', 'fetch.writecommitgraph', 'merge.ff', 'merge.conflictstyle', 'rebase.autostash', 'rebase.autosquash',
+  'rebase.updaterefs', 'branch.autosetuprebase', 'branch.autosetupmerge', 'color.ui', 'diff.renames', 'diff.algorithm',
+  'diff.colormoved', 'status.showuntrackedfiles', 'status.submodulesummary', 'submodule.recurse', 'pack.threads',
+  'gc.auto', 'index.version', 'feature.manyfiles', 'checkout.workers', 'checkout.defaultremote', 'protocol.version',
+  'http.sslverify', 'http.postbuffer', 'http.lowspeedlimit', 'http.lowspeedtime', 'http.version', 'http.maxrequests',
+  'advice.detachedhead', 'log.date', 'format.pretty', 'help.autocorrect', 'rerere.enabled', 'lfs.fetchexclude',
+]);
+
+/**
+ * Keys that run a command, load other config, rewrite URLs, hand out credentials or change where git talks to —
+ * refused even when an operator lists them in `extraConfigKeys`.
+ */
+const forbiddenConfigKey =
+  /^(include\.|includeif\.|alias\.|filter\.|url\.|credential|protocol\.[^.]*\.?allow|core\.(sshcommand|fsmonitor|hookspath|pager|editor|askpass|gitproxy|worktree|attributesfile|excludesfile|hooks)|diff\.(external|.*\.(command|textconv))|merge\..*\.driver|sequence\.editor|gpg\.|.*\.helper$|.*program$|.*command$|.*\.proxy$|http\.(proxy|sslcainfo|sslcapath|sslcert|sslkey|cookiefile|extraheader)|remote\.|uploadpack\.|receive\.|safe\.|submodule\..*\.(update|url))/;
+
+const maxConfigEntries = 64;
+const maxConfigValue = 1024;
+
+/**
+ * `--config key=value` arguments for a clone, from a request's `custom_config`: only keys on the safe list (or an
+ * operator's extra keys that are not forbidden), values without newlines or NUL, bounded in number and size.
+ */
+export function checkCustomConfig(config: Record<string, string> | undefined, policy: GitRemotePolicy, field: string): string[] {
+  const entries = Object.entries(config ?? {});
+  if (entries.length > maxConfigEntries) throw new WsdError('INVALID_ARGUMENT', `${field} may have at most ${maxConfigEntries} entries`, { field });
+  const extra = new Set(policy.extraConfigKeys.map((k) => k.toLowerCase()));
+  return entries.flatMap(([key, value]) => {
+    const at = `${field}[${JSON.stringify(key)}]`;
+    const lower = key.toLowerCase();
+    if (!/^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$/.test(lower) || key.length > 128) {
+      throw new WsdError('INVALID_ARGUMENT', `${at}: ${JSON.stringify(key)} is not a git config key (section.name)`, { field: at });
+    }
+    if (forbiddenConfigKey.test(lower) || !(safeConfigKeys.has(lower) || extra.has(lower))) {
+      throw new WsdError('INVALID_ARGUMENT', `${at}: ${JSON.stringify(key)} is not allowed (it is not on wsd's list of safe git settings; see initializers.git.extraConfigKeys)`, { field: at });
+    }
+    // eslint-disable-next-line no-control-regex
+    if (typeof value !== 'string' || value.length > maxConfigValue || /[\u0000\n\r]/.test(value)) {
+      throw new WsdError('INVALID_ARGUMENT', `${at}: the value must be a single line of at most ${maxConfigValue} characters`, { field: at });
+    }
+    return ['--config', `${key}=${value}`];
+  });
+}
+
+/** Whether an operator-listed extra key could ever be allowed (config validation uses this). */
+export function isForbiddenConfigKey(key: string): boolean {
+  return forbiddenConfigKey.test(key.toLowerCase());
+}
+
+/** A commit id as REMOTE_COMMIT takes it: hex, abbreviated or full (sha1 or sha256). */
+export function checkCommit(target: unknown, field: string): string {
+  if (typeof target !== 'string' || !/^[0-9a-fA-F]{4,64}$/.test(target)) {
+    throw new WsdError('INVALID_ARGUMENT', `${field} must be a commit id (4 to 64 hex digits) with target_mode REMOTE_COMMIT`, { field });
+  }
+  return target;
+}
+
+/** A branch name that git accepts (`git check-ref-format --branch` rules) and that can never be read as an option. */
+export function checkBranch(target: unknown, field: string): string {
+  const refuse = (why: string): never => {
+    throw new WsdError('INVALID_ARGUMENT', `${field} ${JSON.stringify(target)} is not a valid branch name: ${why}`, { field });
+  };
+  if (typeof target !== 'string' || target === '') return refuse('it is empty');
+  if (target.length > 255) refuse('longer than 255 characters');
+  if (!/^[A-Za-z0-9._/+@#,=-]+$/.test(target)) refuse('only letters, digits and . _ / + @ # , = - are allowed');
+  if (target.startsWith('-')) refuse('it starts with "-"');
+  if (target.includes('..') || target.includes('//') || target.includes('@{') || target === '@') refuse('it contains "..", "//" or "@{"');
+  if (target.startsWith('/') || target.endsWith('/') || target.endsWith('.')) refuse('it starts or ends with "/", or ends with "."');
+  if (target.split('/').some((part) => part.startsWith('.') || part.endsWith('.lock'))) refuse('a component starts with "." or ends with ".lock"');
+  return target;
+}
+
+/**
+ * Environment for every git process of a request: only the given transports (git enforces it for the clone, its
+ * redirects and submodules alike), no system or user config, no prompt.
+ */
+export function protocolEnv(protocols: Iterable<GitProtocol>): Record<string, string> {
+  return { GIT_ALLOW_PROTOCOL: [...new Set(protocols)].join(':') };
+}
+
+/** Repository settings a restored checkout may keep: everything else could run a command when git reads it. */
+const keptRepositoryKeys =
+  /^(core\.(repositoryformatversion|bare|logallrefupdates|sharedrepository)|extensions\.objectformat|remote\.[^\n]+\.(url|fetch|pushurl|tagopt|prune)|branch\.[^\n]+\.(remote|merge|rebase|pushremote)|submodule\.[^\n]+\.(url|path|active|branch|shallow)|lfs\.repositoryformatversion)$/;
+
+/** Whether a key of a restored repository's own config survives {@link sanitizeRepositoryConfig}. */
+export function isKeptRepositoryKey(key: string): boolean {
+  const lower = key.toLowerCase();
+  return keptRepositoryKeys.test(lower) || (safeConfigKeys.has(lower) && !forbiddenConfigKey.test(lower));
+}
