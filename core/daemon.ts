@@ -12,6 +12,7 @@ import { InitializerRegistry } from './initializer/initializer-registry.js';
 import { Kernel } from './kernel/kernel.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry, registerDiskMetrics } from './observability/metrics.js';
+import { configureChildProcesses, endAllChildren, markerFor, sweepOrphans } from './process/child-processes.js';
 import { quotaStrategyToken } from './quota/quota-strategy.js';
 import { storageBackendToken } from './storage/storage-backend.js';
 import { wsdVersion } from './version.js';
@@ -46,6 +47,11 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log.error('stop step failed', { error: error as Error }));
   };
   try {
+    // Before recovery wipes interrupted inits: children of a predecessor killed with -9 may still write into them.
+    const marker = markerFor(config.paths.dataDir);
+    await sweepOrphans(marker, { log });
+    configureChildProcesses({ marker });
+    cleanups.push(async () => void (await endAllChildren({ graceMs: 2_000 }))); // runs after workspaces.stop()
     const { workspaces: ws, backup } = config.root;
     // Resolved once: only root can give content to another user; everything below takes `owner` as it is.
     const root = process.getuid?.() === 0;
@@ -54,6 +60,7 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     const storage = kernel.get(storageBackendToken);
     const workspaces = new WorkspaceService({
       workingArea: config.paths.workingArea,
+      stateDir: config.paths.stateDir,
       storage,
       quota: kernel.get(quotaStrategyToken),
       initializers: new InitializerRegistry(kernel.get(contentInitializerToken)),

@@ -1,5 +1,6 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { toWsdError, type WsdErrorCode } from '../errors.js';
+import { scrubSecrets } from '../observability/redact.js';
 
 /** The one place WsdError codes become gRPC status codes. */
 const toGrpc: Record<WsdErrorCode, status> = {
@@ -21,7 +22,8 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
   const wsd = toWsdError(error);
   const metadata = new Metadata();
   if (wsd.field) metadata.set('wsd-field', wsd.field);
-  return { code: toGrpc[wsd.code], details: wsd.message, metadata };
+  // Error texts can quote a URL from a request: never its credentials or presigned query.
+  return { code: toGrpc[wsd.code], details: scrubSecrets(wsd.message), metadata };
 }
 
 /** The gRPC status name (`NOT_FOUND`) for a code number, for CLI output. */

@@ -29,7 +29,7 @@ export interface WsdConfig {
   /** Relative paths in the config are relative to this folder. */
   baseDir: string;
   root: RootConfig;
-  paths: { dataDir: string; workingArea: string };
+  paths: { dataDir: string; workingArea: string; stateDir: string };
   catalog: PluginCatalog;
   /** Enabled plugins in start order. */
   plan: PlannedPlugin[];
@@ -124,6 +124,14 @@ export async function validateConfig(
     for (const [id, section] of Object.entries(root[key])) await check(kind, id, section, `${key}.${id}`, true);
   }
 
+  const dataDir = path.resolve(options.baseDir, root.dataDir);
+  const workingArea = root.workingArea ? path.resolve(options.baseDir, root.workingArea) : path.join(dataDir, 'workspaces');
+  // State lives apart from content, where no workspace id can name it (ids name folders in the working area).
+  const stateDir = path.join(dataDir, 'state');
+  const within = (child: string, parent: string) => child === parent || child.startsWith(`${parent}${path.sep}`);
+  if (within(dataDir, workingArea) || within(workingArea, stateDir)) {
+    issues.push({ path: 'workingArea', message: `must be a folder of its own, not ${dataDir} itself or inside ${stateDir}: workspace ids name folders in it, and state files live in ${stateDir}` });
+  }
   if (issues.length > 0) throw new ConfigError(issues, options.source);
   let plan: PlannedPlugin[];
   try {
@@ -132,9 +140,7 @@ export async function validateConfig(
     if (error instanceof ConfigError) throw new ConfigError(error.issues, options.source);
     throw error;
   }
-  const dataDir = path.resolve(options.baseDir, root.dataDir);
-  const workingArea = root.workingArea ? path.resolve(options.baseDir, root.workingArea) : path.join(dataDir, 'workspaces');
-  return { source: options.source, baseDir: options.baseDir, root, paths: { dataDir, workingArea }, catalog, plan, pluginConfigs };
+  return { source: options.source, baseDir: options.baseDir, root, paths: { dataDir, workingArea, stateDir }, catalog, plan, pluginConfigs };
 }
 
 async function validateSection(entry: CatalogEntry, section: unknown, at: string, issues: ConfigIssue[]): Promise<unknown> {

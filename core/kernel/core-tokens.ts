@@ -9,8 +9,10 @@ export const pathsToken = createToken<DaemonPaths>('wsd.paths.v1');
 
 export interface DaemonPaths {
   dataDir: string;
-  /** Holds `<id>/` workspace folders and `<id>.workspace.json` state files. */
+  /** Holds the `<id>/` workspace folders (nothing else: state lives in `stateDir`). */
   workingArea: string;
+  /** Holds `<id>.json` workspace state files, apart from content. */
+  stateDir: string;
 }
 
 export const coreTokens = [loggerToken, metricsRegistryToken, pathsToken] as const;

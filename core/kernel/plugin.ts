@@ -57,7 +57,7 @@ export interface PluginContext<Config, Req extends Requirements> {
   /** A logger that tags each line with this plugin. */
   log: Logger;
   /** Daemon-wide folders, already absolute. */
-  paths: { dataDir: string; workingArea: string };
+  paths: { dataDir: string; workingArea: string; stateDir: string };
   /** Makes a path from this plugin's config absolute (relative to the config file's folder). */
   resolvePath(path: string): string;
   /** Same as the exported {@link skip}, for plain-JavaScript plugins that import nothing. */

@@ -2,6 +2,8 @@
  * Structured JSON logs: one event per line, with the bound fields (plugin, workspace id, operation) on each.
  * Deliberately tiny: the daemon logs little, and a line must never be lost to an async transport at exit.
  */
+import { redactValue, scrubSecrets } from './redact.js';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
 
@@ -26,7 +28,8 @@ export function createLogger(options: { level?: LogLevel; sink?: LogSink; fields
   const make = (bound: LogFields): Logger => {
     const emit = (level: LogLevel, msg: string, fields?: LogFields) => {
       if (levelRank[level] < min) return;
-      const line = { time: new Date().toISOString(), level, msg, ...bound, ...serializeFields(fields) };
+      // Bound fields were redacted when bound; secrets never reach a line (see redact.ts).
+      const line = { time: new Date().toISOString(), level, msg: scrubSecrets(msg), ...bound, ...serializeFields(fields) };
       sink.write(`${JSON.stringify(line)}\n`);
     };
     return {
@@ -34,7 +37,7 @@ export function createLogger(options: { level?: LogLevel; sink?: LogSink; fields
       info: (msg, fields) => emit('info', msg, fields),
       warn: (msg, fields) => emit('warn', msg, fields),
       error: (msg, fields) => emit('error', msg, fields),
-      child: (fields) => make({ ...bound, ...fields }),
+      child: (fields) => make({ ...bound, ...serializeFields(fields) }),
     };
   };
   return make(options.fields ?? {});
@@ -57,7 +60,7 @@ function serializeFields(fields: LogFields | undefined): LogFields | undefined {
   for (const [key, value] of Object.entries(fields)) {
     out[key] = value instanceof Error ? serializeError(value) : value;
   }
-  return out;
+  return redactValue(out) as LogFields;
 }
 
 function serializeError(error: Error): LogFields {

@@ -1,23 +1,38 @@
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { errnoCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { WorkspaceRecord } from './workspace-record.js';
+import { isValidWorkspaceId, type WorkspaceRecord } from './workspace-record.js';
 
-const suffix = '.workspace.json';
+const suffix = '.json';
+/** State files of wsd before 0.2 sat beside the workspace folders, in the ids' own namespace. */
+const legacySuffix = '.workspace.json';
+
+/** What a start finds on disk: the records, and the ids whose state file cannot be read. */
+export interface LoadedState {
+  records: WorkspaceRecord[];
+  /** Ids whose state file exists but is unreadable: blocked until an operator repairs or removes the file. */
+  unreadable: Array<{ id: string; file: string }>;
+}
 
 /**
- * Persists workspace records as `<id>.workspace.json` in the working area. Every save is a temp file, fsync,
- * rename, fsync of the folder: after a crash the file holds the old or the new record, never a torn one.
- * Files are 0600: they describe users' workspaces (credentials in initializer specs are redacted before saving).
+ * Persists workspace records as `<stateDir>/<id>.json`, a folder of their own: no workspace id can name a state
+ * file (ids name folders in the working area; an id like `v2.workspace.json` once named another workspace's state
+ * file when both shared one folder). Temp files start with `.`, which no id does.
+ *
+ * Every save is a temp file, fsync, rename, fsync of the folder: after a crash the file holds the old or the new
+ * record, never a torn one. Files are 0600: they describe users' workspaces (secrets are stripped before saving).
  */
 export class SessionStore {
   readonly #dir: string;
+  readonly #legacyDir: string | undefined;
   readonly #log: Logger;
 
-  constructor(workingArea: string, log: Logger) {
-    this.#dir = workingArea;
+  /** `legacyDir`: the working area, where older versions kept `<id>.workspace.json`; migrated by `loadAll`. */
+  constructor(stateDir: string, log: Logger, options: { legacyDir?: string } = {}) {
+    this.#dir = stateDir;
+    this.#legacyDir = options.legacyDir;
     this.#log = log;
   }
 
@@ -25,10 +40,15 @@ export class SessionStore {
     return path.join(this.#dir, `${id}${suffix}`);
   }
 
+  /** Whether a state file exists for `id`, readable or not (a new workspace must not overwrite one). */
+  async exists(id: string): Promise<boolean> {
+    return (await lstat(this.fileFor(id)).catch(() => undefined)) !== undefined;
+  }
+
   async save(record: WorkspaceRecord): Promise<void> {
-    await mkdir(this.#dir, { recursive: true });
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     const target = this.fileFor(record.id);
-    const tmp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
+    const tmp = path.join(this.#dir, `.${record.id}${suffix}.tmp-${randomBytes(4).toString('hex')}`);
     const handle = await open(tmp, 'wx', 0o600);
     try {
       await handle.writeFile(`${JSON.stringify(record, null, 2)}\n`);
@@ -54,35 +74,70 @@ export class SessionStore {
     await this.#syncDir();
   }
 
-  /** Every readable record; unreadable files are logged and left in place for an operator. */
-  async loadAll(): Promise<WorkspaceRecord[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.#dir);
-    } catch (error) {
-      if (errnoCode(error) === 'ENOENT') return [];
+  /**
+   * Every record, after moving legacy state files into the state folder. Unreadable files are reported (and
+   * logged), never deleted: their ids stay blocked until an operator acts.
+   */
+  async loadAll(): Promise<LoadedState> {
+    await this.#migrate();
+    const names = await readdir(this.#dir).catch((error: unknown) => {
+      if (errnoCode(error) === 'ENOENT') return [] as string[];
       throw error;
-    }
-    const records: WorkspaceRecord[] = [];
-    for (const name of names.filter((n) => n.endsWith(suffix))) {
+    });
+    const state: LoadedState = { records: [], unreadable: [] };
+    for (const name of names) {
       const file = path.join(this.#dir, name);
+      if (name.startsWith('.')) {
+        // Temp files of saves interrupted by a crash.
+        if (name.includes(`${suffix}.tmp-`)) await unlink(file).catch(() => {});
+        continue;
+      }
+      if (!name.endsWith(suffix)) continue;
+      const id = name.slice(0, -suffix.length);
       try {
         const record = JSON.parse(await readFile(file, 'utf8')) as WorkspaceRecord;
-        if (record.version !== 1 || `${record.id}${suffix}` !== name) throw new Error('not a wsd workspace record');
-        records.push(record);
+        if (record.version !== 1 || record.id !== id) throw new Error('not a wsd workspace record');
+        state.records.push(record);
       } catch (error) {
-        this.#log.error('unreadable workspace state file left in place', { file, error: error as Error });
+        this.#log.error('unreadable workspace state file: its workspace is blocked until an operator repairs or removes the file', { file, error: error as Error });
+        if (isValidWorkspaceId(id)) state.unreadable.push({ id, file });
       }
     }
-    // Temp files of saves interrupted by a crash.
-    for (const name of names.filter((n) => n.includes(`${suffix}.tmp-`))) {
-      await unlink(path.join(this.#dir, name)).catch(() => {});
+    return state;
+  }
+
+  /** Moves `<legacyDir>/<id>.workspace.json` to `<stateDir>/<id>.json`, unless the new place holds one already. */
+  async #migrate(): Promise<void> {
+    if (!this.#legacyDir) return;
+    const names = await readdir(this.#legacyDir).catch(() => [] as string[]);
+    const legacy = names.filter((n) => n.endsWith(legacySuffix) && isValidWorkspaceId(n.slice(0, -legacySuffix.length)));
+    if (legacy.length === 0) return;
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    for (const name of legacy) {
+      const from = path.join(this.#legacyDir, name);
+      const info = await lstat(from).catch(() => undefined);
+      if (!info?.isFile()) continue; // a folder of a workspace whose id ends in .workspace.json: content, not state
+      const to = this.fileFor(name.slice(0, -legacySuffix.length));
+      if (await lstat(to).catch(() => undefined)) {
+        this.#log.warn('legacy state file left in place: the state folder has a newer one', { file: from });
+        continue;
+      }
+      await rename(from, to).catch(async (error: unknown) => {
+        if (errnoCode(error) !== 'EXDEV') throw error;
+        await copyFile(from, to);
+        await unlink(from);
+      });
+      this.#log.info('moved a state file into the state folder', { from, to });
     }
-    return records;
+    await this.#syncDir();
   }
 
   async #syncDir(): Promise<void> {
-    const handle = await open(this.#dir, 'r');
+    const handle = await open(this.#dir, 'r').catch((error: unknown) => {
+      if (errnoCode(error) === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (!handle) return;
     try {
       await handle.sync();
     } finally {

@@ -26,7 +26,7 @@ export interface SnapshotOperation {
 }
 
 /**
- * Everything wsd knows about one workspace instance, persisted as `<workingArea>/<id>.workspace.json` after every
+ * Everything wsd knows about one workspace instance, persisted as `<dataDir>/state/<id>.json` after every
  * state change: enough to serve it again, finish its disposal or clean it up after a restart.
  */
 export interface WorkspaceRecord {
@@ -42,6 +42,10 @@ export interface WorkspaceRecord {
   initializer: { kind: string; spec: unknown };
   remoteStorageDisabled: boolean;
   storageQuotaBytes: number;
+  /**
+   * Set once the quota strategy created the folder: the mark that this workspace's folder is wsd's to delete. A
+   * failed or interrupted init without it deletes nothing (the folder, if any, was not made by this call).
+   */
   quota?: QuotaHandle;
   contentSource?: ContentSource;
   initStats?: InitializerStats[];
@@ -58,6 +62,11 @@ export interface WorkspaceRecord {
 
 const idPattern = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export const maxIdLength = 128;
+
+/** Whether `id` is a valid instance id (see {@link assertValidWorkspaceId}). */
+export function isValidWorkspaceId(id: string): boolean {
+  return id.length > 0 && id.length <= maxIdLength && idPattern.test(id) && !id.includes('..');
+}
 
 /** Instance ids become folder names: no separators, no dot-only names, bounded length. */
 export function assertValidWorkspaceId(id: unknown, field = 'id'): asserts id is string {

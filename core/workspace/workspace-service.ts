@@ -8,6 +8,7 @@ import { treeFingerprint } from '../content/tree-fingerprint.js';
 import { WsdError, isWsdError, toWsdError } from '../errors.js';
 import type { InitializeResult, InitializerLookup } from '../initializer/content-initializer.js';
 import type { Logger } from '../observability/logger.js';
+import { redactValue, scrubSecrets } from '../observability/redact.js';
 import type { QuotaStrategy } from '../quota/quota-strategy.js';
 import type { StorageBackend } from '../storage/storage-backend.js';
 import { KeyedLock } from './keyed-lock.js';
@@ -66,6 +67,8 @@ export const defaultWorkspaceSettings: WorkspaceSettings = {
 
 export interface WorkspaceServiceDeps {
   workingArea: string;
+  /** Folder of the state files, apart from the working area (default `<workingArea>/../state`). */
+  stateDir?: string;
   storage: StorageBackend;
   quota: QuotaStrategy;
   initializers: InitializerLookup;
@@ -102,6 +105,8 @@ export class WorkspaceService {
   readonly #scheduler: BackupScheduler;
   readonly #lock = new KeyedLock();
   readonly #entries = new Map<string, Entry>();
+  /** Ids whose state file is unreadable → that file: nothing is done to them until an operator acts. */
+  readonly #blocked = new Map<string, string>();
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #shutdown = new AbortController();
   readonly #log: Logger;
@@ -112,7 +117,7 @@ export class WorkspaceService {
     this.#deps = deps;
     this.#log = deps.log;
     this.#settings = deps.settings ?? defaultWorkspaceSettings;
-    this.#store = new SessionStore(deps.workingArea, deps.log);
+    this.#store = new SessionStore(deps.stateDir ?? path.join(path.dirname(deps.workingArea), 'state'), deps.log, { legacyDir: deps.workingArea });
     this.#backups = deps.backups;
     this.#scheduler = new BackupScheduler({
       ...this.#settings.periodic,
@@ -156,7 +161,8 @@ export class WorkspaceService {
    * credentials may have expired), interrupted disposals are finished in the background.
    */
   async recover(): Promise<void> {
-    const records = await this.#store.loadAll();
+    const { records, unreadable } = await this.#store.loadAll();
+    for (const { id, file } of unreadable) this.#blocked.set(id, file);
     for (const record of records) this.#entries.set(record.id, { record });
     await this.#deps.quota.recover({ handles: records.filter((r) => r.quota && (r.state === 'ready' || r.state === 'disposing')).map((r) => r.quota!) });
     for (const record of records) {
@@ -164,7 +170,7 @@ export class WorkspaceService {
       if (record.state === 'initializing') {
         log.warn('init was interrupted by a restart; wiping and marking failed');
         await this.#wipe(record);
-        await this.#update(record, { state: 'failed', lastError: 'init was interrupted by a daemon restart' });
+        await this.#update(record, { state: 'failed', quota: undefined, lastError: 'init was interrupted by a daemon restart' });
       } else if (record.state === 'disposing' || record.state === 'disposed') {
         log.info('finishing an interrupted dispose', { backup: record.dispose?.backup ?? false });
         this.#startDispose(this.#entries.get(record.id)!, record.dispose?.backup ?? false).catch((error: unknown) =>
@@ -188,6 +194,7 @@ export class WorkspaceService {
     this.#deps.initializers.get(request.initializer.kind); // an unknown kind fails before anything is created
     if (this.#shutdown.signal.aborted) throw new WsdError('UNAVAILABLE', 'wsd is shutting down');
 
+    this.#assertNotBlocked(request.id);
     const existing = this.#entries.get(request.id);
     if (existing && (existing.record.state !== 'failed' || existing.dispose)) {
       throw new WsdError('ALREADY_EXISTS', `workspace ${request.id} exists already (${existing.record.state})`);
@@ -218,7 +225,7 @@ export class WorkspaceService {
   async waitForInit(id: string): Promise<void> {
     assertValidWorkspaceId(id);
     const entry = this.#entries.get(id);
-    if (!entry) throw new WsdError('NOT_FOUND', `workspace ${id} does not exist`);
+    if (!entry) throw this.#missing(id);
     await entry.init?.catch(() => {});
     const { state, lastError } = entry.record;
     if (state === 'ready') return;
@@ -276,7 +283,7 @@ export class WorkspaceService {
   async dispose(id: string, options: { backup: boolean }): Promise<GitStatusReport | undefined> {
     assertValidWorkspaceId(id);
     const entry = this.#entries.get(id);
-    if (!entry) throw new WsdError('NOT_FOUND', `workspace ${id} does not exist`);
+    if (!entry) throw this.#missing(id);
     return entry.dispose ?? this.#startDispose(entry, options.backup);
   }
 
@@ -298,7 +305,7 @@ export class WorkspaceService {
   describe(id: string): WorkspaceRecord {
     assertValidWorkspaceId(id);
     const entry = this.#entries.get(id);
-    if (!entry) throw new WsdError('NOT_FOUND', `workspace ${id} does not exist`);
+    if (!entry) throw this.#missing(id);
     return structuredClone(entry.record);
   }
 
@@ -355,8 +362,9 @@ export class WorkspaceService {
       const failure = initFailure(error, record.initializer.kind);
       this.#initSeconds?.observe({ kind: record.initializer.kind, outcome: failure.code }, (Date.now() - started) / 1000);
       log.error('init failed', { error: failure });
+      // Only what this call created: without a quota handle the folder (if any) was there before and is not ours.
       await this.#wipe(record).catch((e: unknown) => log.error('cleanup after failed init failed', { error: e as Error }));
-      await this.#update(record, { state: 'failed', lastError: failure.message }).catch(() => {});
+      await this.#update(record, { state: 'failed', quota: undefined, lastError: failure.message }).catch(() => {});
       throw failure;
     }
   }
@@ -497,7 +505,7 @@ export class WorkspaceService {
     } catch (error) {
       const failure = toWsdError(error, 'UNAVAILABLE');
       this.#archiveSeconds?.observe({ kind, outcome: failure.code }, (Date.now() - started) / 1000);
-      if (operation) Object.assign(operation, { status: 'failed', error: failure.message });
+      if (operation) Object.assign(operation, { status: 'failed', error: scrubSecrets(failure.message) });
       await this.#update(record, { lastError: `${kind} failed: ${failure.message}` }).catch(() => {});
       throw failure;
     }
@@ -506,12 +514,25 @@ export class WorkspaceService {
   #readyEntry(id: string, what: string): Entry {
     assertValidWorkspaceId(id);
     const entry = this.#entries.get(id);
-    if (!entry) throw new WsdError('NOT_FOUND', `workspace ${id} does not exist`);
+    if (!entry) throw this.#missing(id);
     if (entry.record.remoteStorageDisabled) {
       throw new WsdError('FAILED_PRECONDITION', `cannot ${what} workspace ${id}: remote storage is disabled for it`);
     }
     this.#assertReady(entry, what);
     return entry;
+  }
+
+  /** NOT_FOUND, or FAILED_PRECONDITION for an id whose state file is unreadable (it may well exist). */
+  #missing(id: string): WsdError {
+    this.#assertNotBlocked(id);
+    return new WsdError('NOT_FOUND', `workspace ${id} does not exist`);
+  }
+
+  #assertNotBlocked(id: string): void {
+    const file = this.#blocked.get(id);
+    if (file) {
+      throw new WsdError('FAILED_PRECONDITION', `workspace ${id} is blocked: its state file ${file} is unreadable; an operator must repair or remove it (its folder is left as it is)`);
+    }
   }
 
   #assertReady(entry: Entry, what: string): void {
@@ -522,13 +543,19 @@ export class WorkspaceService {
 
   async #update(record: WorkspaceRecord, changes: Partial<WorkspaceRecord>): Promise<void> {
     Object.assign(record, changes, { updatedAt: new Date().toISOString() });
+    // Error texts may quote a URL from the request; the state file (and describe) never holds its secrets.
+    if (record.lastError) record.lastError = scrubSecrets(record.lastError);
     await this.#store.save(record);
   }
 
-  /** Removes the folder and releases its quota. */
+  /**
+   * Removes the folder and releases its quota — only when the quota strategy created the folder for this record
+   * (`record.quota` is set right after provisioning): a failed call never deletes what it did not create.
+   */
   async #wipe(record: WorkspaceRecord): Promise<void> {
+    if (!record.quota) return;
     await rm(record.folder, { recursive: true, force: true, maxRetries: 3 });
-    if (record.quota) await this.#deps.quota.release({ handle: record.quota });
+    await this.#deps.quota.release({ handle: record.quota });
   }
 
   #track<T>(promise: Promise<T>): Promise<T> {
@@ -547,12 +574,10 @@ function initFailure(error: unknown, kind: string): WsdError {
   return new WsdError('FAILED_PRECONDITION', `initializer ${kind} failed: ${wsd.message}`, { cause: wsd, ...(wsd.field ? { field: wsd.field } : {}) });
 }
 
-/** Field names whose values are credentials in initializer specs (git auth). */
-const secretFields = new Set(['auth_password', 'auth_ots']);
-
-/** A copy of `value` with every secret field replaced, at any depth (composite and prebuild nest git specs). */
+/**
+ * A copy of an initializer spec fit to persist: credential fields replaced, URLs without userinfo or query (a
+ * token in `remote_uri`, a presigned download URL), at any depth (composite and prebuild nest specs).
+ */
 export function redactSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(redactSecrets);
-  if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, secretFields.has(k) && v ? '(redacted)' : redactSecrets(v)]));
+  return redactValue(value);
 }

@@ -48,7 +48,8 @@ describeContentInitializerConformance('git', {
 
 describeContentInitializerConformance('download', {
   abortable: true,
-  create: () => new DownloadContentInitializer({ attempts: 2, initialRetryDelayMs: 10 }),
+  // The file server is on 127.0.0.1, which the initializer refuses unless allowed (loopback is denied by default).
+  create: () => new DownloadContentInitializer({ attempts: 2, initialRetryDelayMs: 10, allowedNetworks: ['127.0.0.1/32'] }),
   valid: async () => ({ spec: { files: [{ url: `${fileServer}/f`, file_path: 'f.txt', digest: `sha256:${createHash('sha256').update('downloaded').digest('hex')}` }] } }),
   invalid: { target_location: '../../etc', files: [] },
 });

@@ -30,7 +30,8 @@ describe('git initializer over the API', () => {
       });
       assert.ok(Date.now() - started < 10_000, 'no retries for access denied');
 
-      const stateFiles = readdirSync(workingArea).filter((n) => n.endsWith('.workspace.json')).map((n) => readFileSync(path.join(workingArea, n), 'utf8'));
+      const stateDir = path.join(workingArea, '..', 'state');
+      const stateFiles = readdirSync(stateDir).filter((n) => n.endsWith('.json')).map((n) => readFileSync(path.join(stateDir, n), 'utf8'));
       assert.equal(stateFiles.length, 2);
       for (const text of [...stateFiles, JSON.stringify(daemon.logs), daemon.stderr()]) {
         assert.ok(!text.includes('correct-horse-77') && !text.includes('wrong-battery-13'), 'no password in state files or logs');

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, renameSync, symlinkSync, utimesSync, writeFileSync, linkSync } from 'node:fs';
@@ -142,7 +143,7 @@ describe('gRPC API (daemon as a child process)', () => {
 
     // Initializer failures are FAILED_PRECONDITION; a failed id can be initialized again.
     await rejectsWith(client.initWorkspace({ id: 'ws-nobackup', metadata: meta('m'), initializer: { backup: { from_volume_snapshot: true } } }), status.FAILED_PRECONDITION);
-    await rejectsWith(client.initWorkspace({ id: 'ws-git', metadata: meta('m'), initializer: { git: { remote_uri: 'file:///nowhere/at/all' } } }), status.FAILED_PRECONDITION, { message: /initializer git failed/ });
+    await rejectsWith(client.initWorkspace({ id: 'ws-git', metadata: meta('m'), initializer: { git: { remote_uri: `file://${os.tmpdir()}/nowhere/at/all` } } }), status.FAILED_PRECONDITION, { message: /initializer git failed/ });
     assert.equal(existsSync(folder('ws-git')), false);
     await client.initWorkspace({ id: 'ws-nobackup', metadata: meta('m'), initializer: { empty: {} } });
     await client.disposeWorkspace('ws-nobackup');

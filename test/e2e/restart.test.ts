@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { WsdClient } from '../../core/api/client.js';
@@ -11,6 +11,7 @@ describe('restart recovery', () => {
     const dir = tempDir('wsd-restart-');
     const config = testDaemonConfig(dir);
     const workingArea = path.join(dir, 'data', 'workspaces');
+    const stateDir = path.join(dir, 'data', 'state');
 
     const first = await startDaemonProcess({ args: ['--config', config] });
     let client = new WsdClient({ address: first.grpcAddress });
@@ -26,13 +27,16 @@ describe('restart recovery', () => {
     }
 
     // What a crash in the middle of an init or of a dispose leaves behind, as state files say it.
-    const record = (id: string) => JSON.parse(readFileSync(path.join(workingArea, `${id}.workspace.json`), 'utf8'));
+    // The interrupted init had provisioned its folder (the quota handle says so), so the folder is wsd's to wipe.
+    // ws-3's state is written where wsd < 0.2 kept it, beside the folders: the start moves it to the state folder.
+    const record = (id: string) => JSON.parse(readFileSync(path.join(stateDir, `${id}.json`), 'utf8'));
     const interrupted = { ...record('ws-1'), id: 'ws-half', metaId: 'm-half', folder: path.join(workingArea, 'ws-half'), state: 'initializing' };
-    delete interrupted.quota;
+    interrupted.quota = { ...interrupted.quota, workspaceId: 'ws-half', dir: interrupted.folder };
     mkdirSync(interrupted.folder);
     writeFileSync(path.join(interrupted.folder, 'partial-clone'), 'x');
-    writeFileSync(path.join(workingArea, 'ws-half.workspace.json'), JSON.stringify(interrupted));
+    writeFileSync(path.join(stateDir, 'ws-half.json'), JSON.stringify(interrupted));
     const disposing = { ...record('ws-3'), state: 'disposing', dispose: { backup: true, finalBackupDone: false } };
+    rmSync(path.join(stateDir, 'ws-3.json'));
     writeFileSync(path.join(workingArea, 'ws-3.workspace.json'), JSON.stringify(disposing));
 
     const second = await startDaemonProcess({ args: ['--config', config] });
@@ -51,7 +55,8 @@ describe('restart recovery', () => {
 
       // The interrupted dispose finishes by itself, with its final backup.
       const deadline = Date.now() + 30_000;
-      while (existsSync(path.join(workingArea, 'ws-3.workspace.json')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(existsSync(path.join(workingArea, 'ws-3.workspace.json')), false, 'the legacy state file was moved');
+      while (existsSync(path.join(stateDir, 'ws-3.json')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       assert.equal(existsSync(path.join(workingArea, 'ws-3')), false);
       assert.equal((await client.listBackups({ owner: 'carol', meta_id: 'm-ws-3' })).backups.length, 1);
 

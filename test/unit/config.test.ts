@@ -28,7 +28,7 @@ describe('config', () => {
   it('applies defaults: local storage, no quota, working area under the data folder', async () => {
     const config = await validateConfig({}, base);
     assert.equal(config.root.http.address, '127.0.0.1:9500');
-    assert.deepEqual(config.paths, { dataDir: '/srv/wsd/wsd-data', workingArea: '/srv/wsd/wsd-data/workspaces' });
+    assert.deepEqual(config.paths, { dataDir: '/srv/wsd/wsd-data', workingArea: '/srv/wsd/wsd-data/workspaces', stateDir: '/srv/wsd/wsd-data/state' });
     assert.deepEqual(config.plan.map((p) => `${p.plugin.kind}/${p.plugin.id}`), ['storage/local', 'quota/none', 'initializer/empty', 'initializer/backup', 'initializer/snapshot', 'initializer/composite', 'initializer/git', 'initializer/prebuild', 'initializer/download', 'health/working-area']);
     assert.deepEqual(config.pluginConfigs.get('health/working-area'), { critical: true });
   });

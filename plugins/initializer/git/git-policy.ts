@@ -87,11 +87,17 @@ export async function checkRemote(uri: unknown, policy: GitRemotePolicy, field: 
   }
   if (localPath !== undefined) {
     if (!path.isAbsolute(localPath)) refuse('must be an absolute path when it names a local repository');
-    // Resolved on disk: a symlink inside an allowed folder must not lead out of it.
+    // Resolved on disk: a symlink inside an allowed folder must not lead out of it. Existence is told only for
+    // paths inside an allowed folder (no probing the node's files).
+    const roots = await Promise.all(policy.localRoots.map((root) => realpath(root).catch(() => path.resolve(root))));
+    const under = (p: string) => roots.some((root) => p === root || p.startsWith(`${root}${path.sep}`));
+    const lexical = path.resolve(localPath);
+    if (!under(lexical) && !policy.localRoots.some((root) => lexical.startsWith(`${path.resolve(root)}${path.sep}`))) {
+      refuse('is not inside a folder listed in initializers.git.localRoots');
+    }
     const real = await realpath(localPath).catch(() => undefined);
-    const roots = await Promise.all(policy.localRoots.map((root) => realpath(root).catch(() => undefined)));
-    const inside = real !== undefined && roots.some((root) => root !== undefined && (real === root || real.startsWith(`${root}${path.sep}`)));
-    if (!inside) refuse('is not inside a folder listed in initializers.git.localRoots');
+    if (real === undefined) throw new WsdError('FAILED_PRECONDITION', `${field}: the local repository does not exist`, { field });
+    if (!under(real)) refuse('leads (through a symlink) out of the folders listed in initializers.git.localRoots');
   }
   return { uri, protocol };
 }

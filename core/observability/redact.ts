@@ -1,0 +1,30 @@
+/**
+ * Secrets out of everything wsd writes down — logs, state files, error texts — by construction, at the few places
+ * text leaves the daemon, rather than by remembering at every call site.
+ *
+ * What counts as a secret: the userinfo of a URL (`https://user:TOKEN@host/`), the query string of an http(s) URL
+ * (presigned URLs carry their signature there: `X-Amz-Signature`, `sig`, `token`…), and the values of fields named
+ * like credentials.
+ */
+
+/** `scheme://user:pass@` → `scheme://***@`; the query and fragment of http(s) URLs → `?***`. */
+export function scrubSecrets(text: string): string {
+  if (!text.includes('://')) return text;
+  return text
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s"'<>]+@/gi, '$1***@')
+    .replace(/\b(https?:\/\/[^\s"'<>?#]*)[?#][^\s"'<>]*/gi, '$1?***');
+}
+
+/** Field names whose values are credentials, at any depth of a persisted or logged object. */
+const secretKey = /^(auth_password|auth_ots|authPassword|authOts|password|passwd|secret|token|access_?token|secret_?access_?key|secretAccessKey|private_?key|privateKey|credentials?|authorization|cookie|hmac_?key)$/i;
+
+/** A copy of `value` with secret fields replaced and every string scrubbed ({@link scrubSecrets}), at any depth. */
+export function redactValue(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return scrubSecrets(value);
+  if (value === null || typeof value !== 'object' || depth > 32) return value;
+  if (Array.isArray(value)) return value.map((v) => redactValue(v, depth + 1));
+  if (value instanceof Date) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, secretKey.test(k) && v !== undefined && v !== null && v !== '' ? '(redacted)' : redactValue(v, depth + 1)]),
+  );
+}
