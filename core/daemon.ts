@@ -68,7 +68,9 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
         keep: backup.keep,
         compressionLevel: backup.compressionLevel,
         maxConcurrent: backup.maxConcurrent,
-        extract: { ...(owner ? { owner } : {}), allowSpecialFiles: ws.allowSpecialFiles },
+        extract: { ...(owner ? { owner } : {}), allowSpecialFiles: ws.allowSpecialFiles, preserveSetuid: ws.preserveSetuid },
+        ...(backup.hmacKey ? { hmacKey: Buffer.from(backup.hmacKey, 'utf8') } : {}),
+        acceptUnsignedManifests: backup.acceptUnsignedManifests,
       }),
       gitStatus: (folder, record) => workspaceGitStatus(folder, record.initializer, owner),
       settings: {

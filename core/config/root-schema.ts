@@ -96,9 +96,10 @@ export const rootConfigSchema = z.strictObject({
       readyMarker: z
         .string()
         .default('.gitpod/ready')
-        .describe('File (relative to the workspace folder) written when content is ready, removed before each backup; empty to disable.'),
+        .describe('File (relative to the workspace folder) written when content is ready and left out of every archive; empty to disable.'),
       backupWins: z.boolean().default(true).describe('When a backup of the workspace exists, InitWorkspace restores it instead of running the given initializer.'),
       allowSpecialFiles: z.boolean().default(false).describe('Let restores create device nodes and fifos (refused by default).'),
+      preserveSetuid: z.boolean().default(false).describe('Keep setuid/setgid bits of restored files (cleared by default: a restore as root must not create setuid-root programs). Folders keep setgid.'),
     })
     .prefault({})
     .check((ctx) => {
@@ -116,6 +117,15 @@ export const rootConfigSchema = z.strictObject({
       retries: z.number().int().nonnegative().default(4).describe('Retries of a failed periodic backup, with exponential backoff from retryDelay.'),
       retryDelay: durationSchema.prefault('5s').describe('First retry delay of a failed periodic backup; doubles each retry.'),
       compressionLevel: z.number().int().min(1).max(19).default(1).describe('zstd level of archives (1 is fastest; higher saves storage, costs CPU).'),
+      hmacKey: z
+        .string()
+        .min(32, 'must be at least 32 characters (e.g. `openssl rand -hex 32`)')
+        .optional()
+        .describe('Secret that authenticates manifests (HMAC-SHA256); a manifest without a valid hmac is refused, so objects planted in storage restore nothing. Use { fromFile: ... } or { fromEnv: ... }. Recommended.'),
+      acceptUnsignedManifests: z
+        .boolean()
+        .default(false)
+        .describe('With hmacKey: still restore manifests written before the key was set (logged). Turn off once old backups have aged out.'),
     })
     .prefault({})
     .describe('Backups and snapshots.'),

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { chown } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WsdError, isAbortError } from '../errors.js';
+import { spawnTracked } from '../process/child-processes.js';
 import { captureTail, exitOf } from './child-process.js';
 import { TarInspector } from './tar-inspector.js';
 
@@ -35,11 +35,11 @@ export interface ArchiveStream {
  * files over 8 GiB (pax headers) and sparse files.
  */
 export function createArchive(dir: string, options: { level?: number; exclude?: string[] } = {}): ArchiveStream {
-  const zstd = spawn('zstd', ['-q', `-${options.level ?? 1}`, '-T0', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const zstd = spawnTracked('zstd', ['-q', `-${options.level ?? 1}`, '-T0', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
   // tar writes straight into zstd's stdin (no hop through Node); --totals reports the uncompressed size.
   // atime/ctime pax records would make every archive of an unchanged tree differ, for no restore value.
   const excludes = (options.exclude ?? []).map((p) => `--exclude=./${p}`);
-  const tar = spawn(
+  const tar = spawnTracked(
     'tar',
     ['--create', '--file=-', '--format=posix', '--pax-option=delete=atime,delete=ctime', '--numeric-owner', '--sparse', '--verbose', '--totals', '--anchored', ...excludes, '--directory', dir, '.'],
     { stdio: ['ignore', zstd.stdin!, 'pipe'] },
@@ -88,6 +88,15 @@ export interface ExtractOptions {
   owner?: { uid: number; gid: number };
   /** Let device nodes and fifos through (refused by default). */
   allowSpecialFiles?: boolean;
+  /** Keep setuid/setgid bits of files (cleared by default). */
+  preserveSetuid?: boolean;
+}
+
+/** Bounds of one extraction (see TarInspector): the manifest's recorded stream size, the workspace quota. */
+export interface ExtractLimits {
+  maxStreamBytes?: number;
+  maxDataBytes?: number;
+  dataLimitReason?: string;
 }
 
 /**
@@ -96,18 +105,24 @@ export interface ExtractOptions {
  * before tar sees it. Rejects if the stream, zstd or tar fail; what was extracted before the failure stays, so
  * callers extract into a folder they wipe on failure. Returns the number of members extracted.
  */
-export async function extractArchive(body: Readable, dir: string, options: ExtractOptions = {}): Promise<{ members: number }> {
+export async function extractArchive(body: Readable, dir: string, options: ExtractOptions & ExtractLimits = {}): Promise<{ members: number }> {
   const owner = options.owner; // set only when wsd is root (see core/daemon.ts)
   if (owner) await chown(dir, owner.uid, owner.gid);
   // Root without an owner keeps the archived owners; everyone else owns what they extract.
   const ownership = !owner && process.getuid?.() === 0 ? ['--same-owner', '--numeric-owner'] : ['--no-same-owner'];
-  const zstd = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const zstd = spawnTracked('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
   // Running tar as the workspace user also means the kernel, not only the inspector, keeps it out of other folders.
-  const tar = spawn('tar', ['--extract', '--file=-', '--directory', dir, '--same-permissions', '--delay-directory-restore', ...ownership], {
+  const tar = spawnTracked('tar', ['--extract', '--file=-', '--directory', dir, '--same-permissions', '--delay-directory-restore', ...ownership], {
     stdio: ['pipe', 'ignore', 'pipe'],
     ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
   });
-  const inspector = new TarInspector({ allowSpecialFiles: options.allowSpecialFiles ?? false });
+  const inspector = new TarInspector({
+    allowSpecialFiles: options.allowSpecialFiles ?? false,
+    preserveSetuid: options.preserveSetuid ?? false,
+    ...(options.maxStreamBytes !== undefined ? { maxStreamBytes: options.maxStreamBytes } : {}),
+    ...(options.maxDataBytes !== undefined ? { maxDataBytes: options.maxDataBytes } : {}),
+    ...(options.dataLimitReason !== undefined ? { dataLimitReason: options.dataLimitReason } : {}),
+  });
   const zstdErr = captureTail(zstd.stderr);
   const tarErr = captureTail(tar.stderr);
   const exits = Promise.all([exitOf(zstd, 'zstd'), exitOf(tar, 'tar')]);
@@ -120,10 +135,17 @@ export async function extractArchive(body: Readable, dir: string, options: Extra
     await exits.catch(() => {});
     if (error instanceof WsdError) throw error;
     if (isAbortError(error)) throw new WsdError('CANCELLED', 'restoring archive: cancelled', { cause: error });
+    if (outOfSpace(tarErr())) throw new WsdError('RESOURCE_EXHAUSTED', `restoring archive: out of disk space or quota: ${tarErr()}`, { cause: error });
     throw new WsdError('DATA_LOSS', `restoring archive: ${zstdErr() || tarErr() || (error as Error).message}`, { cause: error });
   }
   const [zstdCode, tarCode] = await exits;
   if (zstdCode !== 0) throw new WsdError('DATA_LOSS', `restoring archive: zstd failed (exit ${zstdCode}): ${zstdErr()}`);
+  // A full disk is not a corrupt archive: the caller may free space or raise the quota and retry.
+  if (tarCode !== 0 && outOfSpace(tarErr())) throw new WsdError('RESOURCE_EXHAUSTED', `restoring archive: out of disk space or quota: ${tarErr()}`);
   if (tarCode !== 0) throw new WsdError('DATA_LOSS', `restoring archive: tar failed (exit ${tarCode}): ${tarErr()}`);
   return { members: inspector.members };
+}
+
+function outOfSpace(stderr: string): boolean {
+  return /No space left on device|Disk quota exceeded/.test(stderr);
 }

@@ -1,4 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { lstat, mkdir, readdir, rename, rm, rmdir, stat, chmod, chown, utimes } from 'node:fs/promises';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { WsdError, isWsdError, toWsdError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -14,8 +16,15 @@ export interface BackupStoreOptions {
   compressionLevel?: number;
   /** Archive writes at once on this node, across all workspaces (default 2). */
   maxConcurrent?: number;
-  /** Ownership and special-file policy of restores. */
+  /** Ownership, special-file and setuid policy of restores. */
   extract?: ExtractOptions;
+  /**
+   * Key that authenticates manifests (HMAC-SHA256): every manifest written carries `hmac`, and a manifest read
+   * without a valid one is refused — an object planted in storage by someone without the key restores nothing.
+   */
+  hmacKey?: Buffer;
+  /** With `hmacKey`: still accept manifests without `hmac` (written before the key was set), with a warning. */
+  acceptUnsignedManifests?: boolean;
 }
 
 /** Archives without a manifest older than this are leftovers of interrupted uploads, and are deleted. */
@@ -42,6 +51,8 @@ export interface BackupManifest {
   owner: string;
   /** The instance that was archived. */
   instanceId: string;
+  /** HMAC-SHA256 (hex) of the manifest without this field, keys sorted; present when a key is configured. */
+  hmac?: string;
 }
 
 export interface ArchiveTarget {
@@ -51,6 +62,8 @@ export interface ArchiveTarget {
 }
 
 const archiveSuffix = '.tar.zst';
+/** Manifests are a few hundred bytes; anything far larger is not one. */
+const maxManifestBytes = 64 * 1024;
 const manifestSuffix = '.manifest.json';
 
 /**
@@ -64,7 +77,9 @@ const manifestSuffix = '.manifest.json';
 export class BackupStore {
   readonly #storage: StorageBackend;
   readonly #log: Logger;
-  readonly #options: Required<Omit<BackupStoreOptions, 'extract' | 'maxConcurrent'>> & { extract: ExtractOptions };
+  readonly #options: Required<Pick<BackupStoreOptions, 'keep' | 'compressionLevel'>> & { extract: ExtractOptions };
+  readonly #hmacKey: Buffer | undefined;
+  readonly #acceptUnsigned: boolean;
   readonly #uploads: Semaphore;
 
   constructor(storage: StorageBackend, log: Logger, options: BackupStoreOptions = {}) {
@@ -72,6 +87,8 @@ export class BackupStore {
     this.#log = log;
     this.#options = { keep: options.keep ?? 3, compressionLevel: options.compressionLevel ?? 1, extract: options.extract ?? {} };
     this.#uploads = new Semaphore(options.maxConcurrent ?? 2);
+    this.#hmacKey = options.hmacKey;
+    this.#acceptUnsigned = options.acceptUnsignedManifests ?? false;
   }
 
   /** A fresh, never-used key for an archive of `kind` (the name TakeSnapshot returns for snapshots). */
@@ -99,7 +116,7 @@ export class BackupStore {
       stored = true;
       const stats = await archive.done;
       if (stats.warnings.length > 0) this.#log.warn('files changed while archiving', { key, warnings: stats.warnings.slice(0, 5) });
-      manifest = {
+      manifest = this.#sign({
         version: 1,
         kind,
         object: key,
@@ -112,7 +129,7 @@ export class BackupStore {
         workspaceId: target.metaId,
         owner: target.owner,
         instanceId: target.instanceId,
-      };
+      });
       await this.#putJson(manifestKeyFor(key), manifest);
       manifestStored = true;
       if (kind === 'backup') await this.#putJson(latestKey(target), manifest);
@@ -159,7 +176,7 @@ export class BackupStore {
   /** The current backup of a workspace, or undefined when it has none. */
   async latestBackup(target: Pick<ArchiveTarget, 'owner' | 'metaId'>): Promise<BackupManifest | undefined> {
     try {
-      return await this.#getJson(latestKey(target));
+      return await this.#getManifest(latestKey(target), { kind: 'backup', prefix: `${workspacePrefix(target)}backups/` });
     } catch (error) {
       if (isWsdError(error, 'NOT_FOUND')) return undefined;
       throw error;
@@ -168,11 +185,9 @@ export class BackupStore {
 
   /** The manifest of a snapshot by the name TakeSnapshot returned; NOT_FOUND when there is no such snapshot. */
   async snapshot(name: string): Promise<BackupManifest> {
-    if (!/^[^/]+\/workspaces\/[^/]+\/snapshots\/[^/]+\.tar\.zst$/.test(name)) {
-      throw new WsdError('INVALID_ARGUMENT', `snapshot name ${JSON.stringify(name)} is not one that TakeSnapshot returns`, { field: 'snapshot' });
-    }
+    parseSnapshotName(name);
     try {
-      return await this.#getJson(manifestKeyFor(name));
+      return await this.#getManifest(manifestKeyFor(name), { kind: 'snapshot', object: name });
     } catch (error) {
       if (isWsdError(error, 'NOT_FOUND')) throw new WsdError('NOT_FOUND', `snapshot ${name} does not exist`);
       throw error;
@@ -184,48 +199,108 @@ export class BackupStore {
     const out = { backups: [] as BackupManifest[], snapshots: [] as BackupManifest[] };
     for await (const object of this.#storage.list({ prefix: workspacePrefix(target) })) {
       if (!object.key.endsWith(manifestSuffix)) continue;
-      const manifest = await this.#getJson(object.key).catch(() => undefined);
+      const manifest = await this.#getManifest(object.key, { object: archiveKeyFor(object.key) }).catch(() => undefined);
       if (manifest) (manifest.kind === 'backup' ? out.backups : out.snapshots).push(manifest);
     }
     return out;
   }
 
   /**
-   * Extracts the archive a manifest names into `dir`, checking size and sha256 of the bytes read: a mismatch is
-   * `DATA_LOSS`. The caller wipes `dir` on failure.
+   * Extracts the archive a manifest names into `dir` so that nothing unverified becomes visible: the archive goes to
+   * a fresh staging folder inside `dir` (nothing planted there to write through), bounded by the stream size the
+   * manifest recorded (a decompression bomb stops early, `DATA_LOSS`) and by `limits.quotaBytes` (`RESOURCE_EXHAUSTED`);
+   * size and sha256 of the bytes read are checked (`DATA_LOSS`); only then is the content moved into `dir`, merged
+   * with what is there (a composite's earlier children), never following a symlink in `dir`. On failure the staging
+   * folder is removed and `dir` is as it was.
    */
-  async restore(manifest: BackupManifest, dir: string, signal?: AbortSignal): Promise<{ members: number }> {
+  async restore(manifest: BackupManifest, dir: string, signal?: AbortSignal, limits: { quotaBytes?: number } = {}): Promise<{ members: number }> {
     signal?.throwIfAborted();
     if (manifest.format !== archiveFormat) {
       throw new WsdError('FAILED_PRECONDITION', `archive ${manifest.object} has format ${JSON.stringify(manifest.format)}; this wsd reads ${archiveFormat}`);
     }
-    const { body } = await this.#storage.get({ key: manifest.object, ...(signal ? { signal } : {}) });
-    const digest = DigestStream.of(body);
-    let result: { members: number };
+    const staging = path.join(dir, `${stagingPrefix}${randomBytes(6).toString('hex')}`);
+    await mkdir(staging, { mode: 0o700 });
     try {
-      result = await extractArchive(digest, dir, this.#options.extract);
+      const { body } = await this.#storage.get({ key: manifest.object, ...(signal ? { signal } : {}) });
+      const digest = DigestStream.of(body);
+      let result: { members: number };
+      try {
+        result = await extractArchive(digest, staging, {
+          ...this.#options.extract,
+          maxStreamBytes: manifest.bytesUncompressed,
+          ...(limits.quotaBytes ? { maxDataBytes: limits.quotaBytes, dataLimitReason: `the workspace quota of ${limits.quotaBytes} bytes` } : {}),
+        });
+      } finally {
+        body.destroy(); // a refused or failed restore must not leave the storage stream (file, socket) open
+      }
+      if (digest.size !== manifest.size || digest.sha256 !== manifest.sha256) {
+        throw new WsdError('DATA_LOSS', `archive ${manifest.object} is corrupt: expected ${manifest.size} bytes sha256 ${manifest.sha256}, read ${digest.size} bytes sha256 ${digest.sha256}`);
+      }
+      await moveInto(staging, dir);
+      return result;
     } finally {
-      body.destroy(); // a refused or failed restore must not leave the storage stream (file, socket) open
+      await rm(staging, { recursive: true, force: true, maxRetries: 3 });
     }
-    if (digest.size !== manifest.size || digest.sha256 !== manifest.sha256) {
-      throw new WsdError('DATA_LOSS', `archive ${manifest.object} is corrupt: expected ${manifest.size} bytes sha256 ${manifest.sha256}, read ${digest.size} bytes sha256 ${digest.sha256}`);
-    }
-    return result;
   }
 
   async #putJson(key: string, value: unknown): Promise<void> {
     await this.#storage.put({ key, body: Buffer.from(`${JSON.stringify(value, null, 2)}\n`), contentType: 'application/json' });
   }
 
-  async #getJson(key: string): Promise<BackupManifest> {
+  /**
+   * Reads a manifest and checks it before anything trusts it: size-bounded JSON, the shape and types of every field
+   * a restore relies on, an archive key where the manifest says it belongs (a planted `latest.json` must not point
+   * at another owner's archive), and, with a key configured, its HMAC. Anything else is DATA_LOSS.
+   */
+  async #getManifest(key: string, expect: { kind?: ArchiveKind; prefix?: string; object?: string }): Promise<BackupManifest> {
     const { body } = await this.#storage.get({ key });
     const chunks: Buffer[] = [];
-    for await (const chunk of body as Readable) chunks.push(chunk as Buffer);
+    let size = 0;
+    for await (const chunk of body as Readable) {
+      size += (chunk as Buffer).length;
+      if (size > maxManifestBytes) {
+        (body as Readable).destroy();
+        throw new WsdError('DATA_LOSS', `manifest ${key} is larger than ${maxManifestBytes} bytes`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    let manifest: BackupManifest;
     try {
-      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as BackupManifest;
+      manifest = JSON.parse(Buffer.concat(chunks).toString('utf8')) as BackupManifest;
     } catch (error) {
       throw new WsdError('DATA_LOSS', `manifest ${key} is not valid JSON`, { cause: error });
     }
+    const bad = (why: string) => new WsdError('DATA_LOSS', `manifest ${key} is refused: ${why}`);
+    if (manifest === null || typeof manifest !== 'object' || manifest.version !== 1) throw bad('not a wsd manifest (version 1)');
+    if (manifest.kind !== 'backup' && manifest.kind !== 'snapshot') throw bad('unknown kind');
+    if (expect.kind && manifest.kind !== expect.kind) throw bad(`it describes a ${manifest.kind}, not a ${expect.kind}`);
+    if (typeof manifest.object !== 'string' || !manifest.object.endsWith(archiveSuffix)) throw bad('no archive key');
+    if (expect.object !== undefined && manifest.object !== expect.object) throw bad('it names an archive other than the one beside it');
+    if (expect.prefix !== undefined && (!manifest.object.startsWith(expect.prefix) || manifest.object.slice(expect.prefix.length).includes('/'))) {
+      throw bad("its archive is not one of this workspace's backups");
+    }
+    for (const field of ['size', 'files', 'bytesUncompressed'] as const) {
+      if (!Number.isSafeInteger(manifest[field]) || manifest[field] < 0) throw bad(`${field} is not a non-negative integer`);
+    }
+    if (typeof manifest.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(manifest.sha256)) throw bad('sha256 is not 64 hex digits');
+    if (this.#hmacKey) {
+      if (manifest.hmac === undefined) {
+        if (!this.#acceptUnsigned) throw bad('it is not authenticated (no hmac) and backup.acceptUnsignedManifests is off');
+        this.#log.warn('accepting a manifest without hmac (backup.acceptUnsignedManifests)', { key });
+      } else if (typeof manifest.hmac !== 'string' || !hmacEqual(manifest.hmac, this.#hmac(manifest))) {
+        throw bad('its hmac does not match (written without this node\'s backup.hmacKey, or altered)');
+      }
+    }
+    return manifest;
+  }
+
+  #sign(manifest: BackupManifest): BackupManifest {
+    return this.#hmacKey ? { ...manifest, hmac: this.#hmac(manifest) } : manifest;
+  }
+
+  #hmac(manifest: BackupManifest): string {
+    const { hmac: _ignored, ...rest } = manifest;
+    return createHmac('sha256', this.#hmacKey!).update(canonicalJson(rest)).digest('hex');
   }
 }
 
@@ -236,3 +311,59 @@ export function workspacePrefix(target: Pick<ArchiveTarget, 'owner' | 'metaId'>)
 const latestKey = (target: Pick<ArchiveTarget, 'owner' | 'metaId'>) => `${workspacePrefix(target)}backups/latest.json`;
 const manifestKeyFor = (archiveKey: string) => archiveKey.slice(0, -archiveSuffix.length) + manifestSuffix;
 const archiveKeyFor = (manifestKey: string) => manifestKey.slice(0, -manifestSuffix.length) + archiveSuffix;
+
+/** JSON with object keys sorted at every depth: the bytes an HMAC covers must not depend on key order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function hmacEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Restores extract into `<dir>/.wsd-restore-<nonce>`: ids and archive members cannot start with it by accident. */
+const stagingPrefix = '.wsd-restore-';
+
+/**
+ * Moves everything in `from` into `to`: entries `to` lacks are renamed in; a folder meeting a real folder is merged
+ * into it; anything else in `to` (a file, a symlink — never followed) is replaced, as tar would replace it. The root
+ * takes the archived root's mode, owner and times. `from` is on the same filesystem (inside `to`).
+ */
+async function moveInto(from: string, to: string): Promise<void> {
+  for (const name of await readdir(from)) {
+    const source = path.join(from, name);
+    const target = path.join(to, name);
+    const [sourceInfo, targetInfo] = await Promise.all([lstat(source), lstat(target).catch(() => undefined)]);
+    if (sourceInfo.isDirectory() && targetInfo?.isDirectory()) {
+      await mergeFolder(source, target);
+      continue;
+    }
+    if (targetInfo) await rm(target, { recursive: true, force: true });
+    await rename(source, target);
+  }
+  const root = await stat(from);
+  await chmod(to, root.mode & 0o7777);
+  if (process.getuid?.() === 0) await chown(to, root.uid, root.gid);
+  await utimes(to, root.atime, root.mtime);
+}
+
+async function mergeFolder(source: string, target: string): Promise<void> {
+  await moveInto(source, target);
+  await rmdir(source);
+}
+
+/** The owner and workspace of a snapshot name as TakeSnapshot returns it; INVALID_ARGUMENT for anything else. */
+export function parseSnapshotName(name: string, field = 'snapshot'): { owner: string; metaId: string } {
+  const match = /^([^/]+)\/workspaces\/([^/]+)\/snapshots\/[^/]+\.tar\.zst$/.exec(name);
+  if (!match) throw new WsdError('INVALID_ARGUMENT', `snapshot name ${JSON.stringify(name)} is not one that TakeSnapshot returns`, { field });
+  return { owner: match[1]!, metaId: match[2]! };
+}

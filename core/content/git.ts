@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { WsdError } from '../errors.js';
+import { spawnTracked } from '../process/child-processes.js';
 
 export interface GitOptions {
   cwd: string;
@@ -24,7 +24,7 @@ export interface GitResult {
 export function runGit(args: string[], options: GitOptions): Promise<GitResult> {
   return new Promise((resolve, reject) => {
     // fsmonitor would run a command named in the repository's own config: never from the daemon.
-    const child = spawn('git', ['-c', 'core.hooksPath=/dev/null', '-c', 'core.fsmonitor=false', ...args], {
+    const child = spawnTracked('git', ['-c', 'core.hooksPath=/dev/null', '-c', 'core.fsmonitor=false', ...args], {
       cwd: options.cwd,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -54,8 +54,8 @@ export function runGit(args: string[], options: GitOptions): Promise<GitResult> 
 
 /**
  * Who git should run as inside an existing checkout: the configured workspace user, else (when wsd is root) the
- * checkout's owner — never root in somebody else's repository, whose config could name commands to run (git's own
- * safe.directory rule refuses that too).
+ * checkout's owner. Root-owned content is read as root: readers neutralize what the repository's own config could
+ * run (see core/content/git-status.ts).
  */
 export async function checkoutUser(checkout: string, configured?: { uid: number; gid: number }): Promise<{ uid: number; gid: number } | undefined> {
   if (configured || process.getuid?.() !== 0) return configured;

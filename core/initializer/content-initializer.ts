@@ -38,6 +38,8 @@ export interface InitializeOptions<Spec = unknown> {
   log: Logger;
   /** When set (daemon running as root), content is created as this user: run child processes as it. */
   user?: { uid: number; gid: number };
+  /** The workspace's disk quota in bytes (absent or 0: none). Restores pass it on: an archive larger stops early. */
+  quotaBytes?: number;
 }
 
 export interface InitializerLookup {

@@ -379,7 +379,7 @@ export class WorkspaceService {
       if (latest) {
         log.info('a backup exists; restoring it instead of the requested initializer', { backup: latest.object, requested: record.initializer.kind });
         const started = Date.now();
-        await this.#backups.restore(latest, record.folder, this.#shutdown.signal);
+        await this.#backups.restore(latest, record.folder, this.#shutdown.signal, { ...(record.storageQuotaBytes ? { quotaBytes: record.storageQuotaBytes } : {}) });
         record.restoredFrom = latest.object;
         return { source: 'from-backup', stats: [{ kind: 'backup', durationMs: Date.now() - started, bytes: latest.bytesUncompressed }] };
       }
@@ -394,6 +394,7 @@ export class WorkspaceService {
       signal: this.#shutdown.signal,
       log,
       ...(this.#settings.owner ? { user: this.#settings.owner } : {}),
+      ...(record.storageQuotaBytes ? { quotaBytes: record.storageQuotaBytes } : {}),
     });
   }
 

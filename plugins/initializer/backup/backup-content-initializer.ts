@@ -13,7 +13,7 @@ export interface FromBackupSpec {
 export class BackupContentInitializer implements ContentInitializer<FromBackupSpec> {
   readonly kind = 'backup';
 
-  async initialize({ spec, dir, workspace, archives, signal }: InitializeOptions<FromBackupSpec>): Promise<InitializeResult> {
+  async initialize({ spec, dir, workspace, archives, signal, quotaBytes }: InitializeOptions<FromBackupSpec>): Promise<InitializeResult> {
     signal.throwIfAborted();
     if (spec.from_volume_snapshot) {
       throw new WsdError('FAILED_PRECONDITION', 'restoring from a volume snapshot is not supported by wsd', { field: 'initializer.backup.from_volume_snapshot' });
@@ -21,7 +21,7 @@ export class BackupContentInitializer implements ContentInitializer<FromBackupSp
     const started = Date.now();
     const manifest = await archives.latestBackup(workspace);
     if (!manifest) throw new WsdError('NOT_FOUND', `no backup of workspace ${workspace.metaId} (owner ${workspace.owner}) exists`);
-    await archives.restore(manifest, dir, signal);
+    await archives.restore(manifest, dir, signal, { ...(quotaBytes ? { quotaBytes } : {}) });
     return { source: 'from-backup', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes: manifest.bytesUncompressed }] };
   }
 }

@@ -7,6 +7,18 @@ export const prebuildInitializerPlugin = definePlugin({
   kind: 'initializer',
   id: 'prebuild',
   description: 'Restores a prebuild snapshot and brings its git checkouts to their targets',
-  configSchema: z.strictObject({ ...gitRemotePolicyFields }).check(checkGitRemotePolicy),
-  create: ({ config }) => new PrebuildContentInitializer({ policy: { protocols: config.protocols, localRoots: config.localRoots, extraConfigKeys: config.extraConfigKeys } }),
+  configSchema: z
+    .strictObject({
+      ...gitRemotePolicyFields,
+      allowOtherOwners: z
+        .boolean()
+        .default(true)
+        .describe("Restore prebuild snapshots taken under another owner (on: prebuilds are shared by a project's users). Off: only the workspace owner's own."),
+    })
+    .check(checkGitRemotePolicy),
+  create: ({ config }) =>
+    new PrebuildContentInitializer({
+      policy: { protocols: config.protocols, localRoots: config.localRoots, extraConfigKeys: config.extraConfigKeys },
+      allowOtherOwners: config.allowOtherOwners,
+    }),
 });

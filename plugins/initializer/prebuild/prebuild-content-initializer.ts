@@ -1,5 +1,6 @@
 import { lstat, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { parseSnapshotName } from '../../../core/content/backup-store.js';
 import { git, runGit, gitFailure, type GitOptions } from '../../../core/content/git.js';
 import { resolveInside } from '../../../core/content/inside-folder.js';
 import { WsdError, isWsdError } from '../../../core/errors.js';
@@ -25,9 +26,12 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
   readonly #policy: GitRemotePolicy;
 
   /** `policy`: the git plugin's transports and local roots, which the prebuild's fetches obey as well. */
-  constructor(options: { secrets?: OneTimeSecrets; policy?: GitRemotePolicy } = {}) {
+  readonly #allowOtherOwners: boolean;
+
+  constructor(options: { secrets?: OneTimeSecrets; policy?: GitRemotePolicy; allowOtherOwners?: boolean } = {}) {
     this.#secrets = options.secrets ?? new OneTimeSecrets();
     this.#policy = options.policy ?? defaultGitRemotePolicy;
+    this.#allowOtherOwners = options.allowOtherOwners ?? true;
   }
 
   async initialize(options: InitializeOptions<PrebuildSpec>): Promise<InitializeResult> {
@@ -38,7 +42,10 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
     const name = spec.prebuild?.snapshot;
     try {
       if (!name) throw new WsdError('NOT_FOUND', 'no prebuild snapshot given');
-      await archives.restore(await archives.snapshot(name), dir, signal);
+      if (!this.#allowOtherOwners && parseSnapshotName(name, 'initializer.prebuild.prebuild.snapshot').owner !== options.workspace.owner) {
+        throw new WsdError('FAILED_PRECONDITION', 'the prebuild snapshot belongs to another owner (initializers.prebuild.allowOtherOwners is off)');
+      }
+      await archives.restore(await archives.snapshot(name), dir, signal, { ...(options.quotaBytes ? { quotaBytes: options.quotaBytes } : {}) });
     } catch (error) {
       if (!isWsdError(error) || !['NOT_FOUND', 'DATA_LOSS', 'INVALID_ARGUMENT', 'FAILED_PRECONDITION'].includes(error.code)) throw error;
       log.warn('prebuild snapshot unusable; falling back to cloning', { snapshot: name, error: error.message });

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { definePlugin } from '../../../core/kernel/plugin.js';
 import { SnapshotContentInitializer } from './snapshot-content-initializer.js';
 
@@ -5,5 +6,11 @@ export const snapshotInitializerPlugin = definePlugin({
   kind: 'initializer',
   id: 'snapshot',
   description: 'Restores a snapshot by the name TakeSnapshot returned',
-  create: () => new SnapshotContentInitializer(),
+  configSchema: z.strictObject({
+    allowOtherOwners: z
+      .boolean()
+      .default(false)
+      .describe("Restore snapshots of other owners (a snapshot name starts with its owner). Off: a user restores only their own snapshots; prebuilds have their own setting."),
+  }),
+  create: ({ config }) => new SnapshotContentInitializer({ allowOtherOwners: config.allowOtherOwners }),
 });
