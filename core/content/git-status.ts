@@ -1,6 +1,7 @@
-import { lstat } from 'node:fs/promises';
+import { chown, lstat, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { checkoutUser, runGit, type GitOptions } from './git.js';
+import { checkoutUser, runGit } from './git.js';
 import { realFolderInside } from './inside-folder.js';
 import type { GitStatusReport } from '../workspace/workspace-service.js';
 
@@ -17,11 +18,22 @@ export async function readGitStatus(checkout: string, options: { user?: { uid: n
   const dotGit = path.join(checkout, '.git');
   if (!(await lstat(dotGit).catch(() => undefined))?.isDirectory()) return undefined;
   const user = await checkoutUser(checkout, options.user);
-  // GIT_DIR and GIT_WORK_TREE pin git to this checkout whatever its config says (`core.worktree` could point at
-  // another folder of the node); no optional locks: reading must not write.
-  const opts = { cwd: checkout, ...(user ? { user } : {}), env: { GIT_OPTIONAL_LOCKS: '0', GIT_DIR: dotGit, GIT_WORK_TREE: checkout } };
-  const safe = ['-c', `safe.directory=${checkout}`, ...(await neutralizedFilters(opts))];
-  const status = await runGit([...safe, '-c', 'core.quotePath=false', 'status', '--porcelain=v2', '--branch', '-uall'], opts);
+  // The checkout's own config was written by its user: git here reads a shadow git folder instead — the real
+  // objects, refs and index, and a config that holds only settings status needs and that run nothing.
+  const shadow = await shadowGitDir(dotGit, user);
+  try {
+    return await statusOf(checkout, shadow, user);
+  } finally {
+    await rm(shadow, { recursive: true, force: true });
+  }
+}
+
+async function statusOf(checkout: string, gitDir: string, user: { uid: number; gid: number } | undefined): Promise<GitStatusReport | undefined> {
+  // GIT_DIR and GIT_WORK_TREE pin git to this checkout; no optional locks: reading must not write.
+  const opts = { cwd: checkout, ...(user ? { user } : {}), env: { GIT_OPTIONAL_LOCKS: '0', GIT_DIR: gitDir, GIT_WORK_TREE: checkout } };
+  const safe = ['-c', 'safe.directory=*'];
+  // Submodules keep configs of their own (in .git/modules): their work trees are not walked.
+  const status = await runGit([...safe, '-c', 'core.quotePath=false', 'status', '--porcelain=v2', '--branch', '-uall', '--ignore-submodules=dirty'], opts);
   if (status.code !== 0) return undefined;
   let branch = '';
   const uncommitted: string[] = [];
@@ -82,12 +94,65 @@ export async function workspaceGitStatus(folder: string, initializer: { kind: st
   return readGitStatus(checkout, user ? { user } : {});
 }
 
+/** Entries of a git folder that status and log read; everything else (config, hooks, commondir, …) stays out. */
+const shadowEntries = ['refs', 'objects', 'index', 'packed-refs', 'shallow', 'info', 'modules'];
+/** HEAD is copied, not linked: git accepts a symlinked HEAD only when it points into `refs/`. */
+const maxHeadBytes = 4096;
+
 /**
- * `-c` overrides that turn every filter driver the repository's config defines into `cat`: `git status` may run a
- * clean filter to compare a file, and the user wrote that config. (Hooks and fsmonitor are off for every git run.)
+ * Settings of a checkout's own config that change what status reports, none of which runs anything or points git
+ * elsewhere. `extensions.*` beyond the object format, `core.worktree`, `include.*`, filters, fsmonitor, gpg,
+ * pagers, `log.showSignature`… are not copied.
  */
-async function neutralizedFilters(opts: GitOptions): Promise<string[]> {
-  const listed = await runGit(['config', '--includes', '--name-only', '--get-regexp', '^filter\\.'], opts);
-  const drivers = new Set(listed.stdout.split('\n').map((key) => /^filter\.(.+)\.[^.]+$/.exec(key)?.[1]).filter((name): name is string => Boolean(name)));
-  return [...drivers].flatMap((name) => ['-c', `filter.${name}.clean=cat`, '-c', `filter.${name}.smudge=cat`, '-c', `filter.${name}.process=`, '-c', `filter.${name}.required=false`]);
+const statusKeys =
+  /^(core\.(repositoryformatversion|bare|ignorecase|precomposeunicode|filemode|symlinks|autocrlf|eol|safecrlf|checkstat|trustctime|untrackedcache|splitindex|sparsecheckout|sparsecheckoutcone|abbrev)|extensions\.objectformat|index\.(version|skiphash|sparse)|status\.(showuntrackedfiles|renames|renamelimit)|diff\.(renames|renamelimit)|branch\.[^\n]+\.(remote|merge)|remote\.[^\n]+\.(url|fetch)|submodule\.[^\n]+\.(url|path|active|ignore))$/;
+
+/**
+ * A temp git folder that links the real one's data entries and carries a config rewritten from the real config
+ * file (read without includes: reading config runs nothing) with only {@link statusKeys}. Given to `user`.
+ */
+async function shadowGitDir(dotGit: string, user: { uid: number; gid: number } | undefined): Promise<string> {
+  const shadow = await mkdtemp(path.join(os.tmpdir(), 'wsd-git-status-'));
+  try {
+    for (const name of shadowEntries) {
+      const info = await lstat(path.join(dotGit, name)).catch(() => undefined);
+      if (info && (info.isFile() || info.isDirectory())) await symlink(path.join(dotGit, name), path.join(shadow, name));
+    }
+    const head = path.join(dotGit, 'HEAD');
+    const headInfo = await lstat(head).catch(() => undefined);
+    if (headInfo?.isFile() && headInfo.size <= maxHeadBytes) await writeFile(path.join(shadow, 'HEAD'), await readFile(head));
+    const configFile = path.join(dotGit, 'config');
+    const real = (await lstat(configFile).catch(() => undefined))?.isFile() ? await runGit(['config', '--file', configFile, '--no-includes', '--list', '-z'], { cwd: '/' }) : undefined;
+    const entries = (real?.code === 0 ? real.stdout.split('\0') : [])
+      .filter(Boolean)
+      .map((entry) => {
+        const newline = entry.indexOf('\n');
+        return newline === -1 ? [entry, 'true'] : [entry.slice(0, newline), entry.slice(newline + 1)];
+      })
+      .filter(([key]) => statusKeys.test(key!.toLowerCase()));
+    await writeFile(path.join(shadow, 'config'), configText(entries as Array<[string, string]>), { mode: 0o600 });
+    if (user) {
+      await chown(shadow, user.uid, user.gid);
+      await chown(path.join(shadow, 'config'), user.uid, user.gid);
+    }
+    return shadow;
+  } catch (error) {
+    await rm(shadow, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Git config file text for `section[.subsection].name = value` entries, values quoted and escaped. */
+function configText(entries: Array<[string, string]>): string {
+  const lines: string[] = [];
+  for (const [key, value] of entries) {
+    const first = key.indexOf('.');
+    const last = key.lastIndexOf('.');
+    const section = key.slice(0, first);
+    const subsection = first === last ? undefined : key.slice(first + 1, last);
+    const header = subsection === undefined ? `[${section}]` : `[${section} "${subsection.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"]`;
+    const quoted = `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\t/g, '\\t')}"`;
+    lines.push(header, `\t${key.slice(last + 1)} = ${quoted}`);
+  }
+  return `${lines.join('\n')}\n`;
 }

@@ -18,8 +18,9 @@ export interface GitResult {
 }
 
 /**
- * Runs git with a predictable environment: no prompts, no system or global config, repository hooks disabled
- * (`core.hooksPath=/dev/null`), English messages (error classification reads them).
+ * Runs git with a predictable environment: no prompts, no system or global config, no home (no ssh keys), no
+ * transport unless `env.GIT_ALLOW_PROTOCOL` names it, repository hooks and fsmonitor disabled, English messages
+ * (error classification reads them).
  */
 export function runGit(args: string[], options: GitOptions): Promise<GitResult> {
   return new Promise((resolve, reject) => {
@@ -28,12 +29,16 @@ export function runGit(args: string[], options: GitOptions): Promise<GitResult> 
       cwd: options.cwd,
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: process.env.HOME ?? '/',
+        // Not the daemon's home: ssh would offer root's keys (and trust root's known hosts) to a remote a user chose.
+        HOME: '/nonexistent',
+        XDG_CONFIG_HOME: '/nonexistent',
         LANG: 'C',
         LC_ALL: 'C',
         GIT_TERMINAL_PROMPT: '0',
         GIT_CONFIG_NOSYSTEM: '1',
         GIT_CONFIG_GLOBAL: '/dev/null',
+        // No transport unless the caller names the ones it checked (the git initializers do, per remote).
+        GIT_ALLOW_PROTOCOL: '',
         ...options.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { Gauge, Registry } from 'prom-client';
@@ -10,6 +9,7 @@ import { coreTokens, loggerToken, metricsRegistryToken, pathsToken } from './cor
 import { isSkip, pluginName, singleSlotKinds, skip, type PluginKind, type PluginLifecycle } from './plugin.js';
 import { kindTokens, type PlannedPlugin } from './registry.js';
 import type { Resolved, Token } from './token.js';
+import { makeFolders } from '../fs/make-folders.js';
 
 export type PluginState = 'ok' | 'skipped' | 'failed';
 
@@ -81,7 +81,7 @@ export class Kernel {
     this.#state = 'starting';
     // The folders the kernel hands to plugins as `paths` exist before any plugin sees them.
     try {
-      await mkdir(this.config.paths.workingArea, { recursive: true, mode: 0o755 });
+      await makeFolders(this.config.paths.workingArea, 0o755);
     } catch (error) {
       this.#state = 'stopped';
       throw new WsdError('FAILED_PRECONDITION', `wsd cannot start: cannot create the working area ${this.config.paths.workingArea}: ${(error as Error).message}`);

@@ -1,9 +1,10 @@
-import { copyFile, lstat, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { copyFile, lstat, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { errnoCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { isValidWorkspaceId, type WorkspaceRecord } from './workspace-record.js';
+import { makeFolders } from '../fs/make-folders.js';
 
 const suffix = '.json';
 /** State files of wsd before 0.2 sat beside the workspace folders, in the ids' own namespace. */
@@ -46,7 +47,7 @@ export class SessionStore {
   }
 
   async save(record: WorkspaceRecord): Promise<void> {
-    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    await makeFolders(this.#dir, 0o700);
     const target = this.fileFor(record.id);
     const tmp = path.join(this.#dir, `.${record.id}${suffix}.tmp-${randomBytes(4).toString('hex')}`);
     const handle = await open(tmp, 'wx', 0o600);
@@ -112,7 +113,7 @@ export class SessionStore {
     const names = await readdir(this.#legacyDir).catch(() => [] as string[]);
     const legacy = names.filter((n) => n.endsWith(legacySuffix) && isValidWorkspaceId(n.slice(0, -legacySuffix.length)));
     if (legacy.length === 0) return;
-    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    await makeFolders(this.#dir, 0o700);
     for (const name of legacy) {
       const from = path.join(this.#legacyDir, name);
       const info = await lstat(from).catch(() => undefined);

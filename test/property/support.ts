@@ -24,7 +24,7 @@ export function runsFor(base: number): number {
 
 /** Options for fc.assert: the fixed seed and run count, and a report naming the counterexample in full. */
 export function assertOptions(seed: number, numRuns: number, extra: Record<string, unknown> = {}) {
-  return { seed: seedFor(seed), numRuns: runsFor(numRuns), verbose: 1 as const, endOnFailure: false, ...extra };
+  return { seed: seedFor(seed), numRuns: runsFor(numRuns), verbose: 1 as const, ...extra };
 }
 
 /** Fails unless `error` is undefined or a WsdError; the message says what was thrown instead. */

@@ -134,14 +134,16 @@ async function restore(compressed: Buffer, dir: string, options: TarInspectorOpt
   const closed = (child: ChildProcess) => new Promise<number | null>((resolve) => child.once('close', resolve));
   const exits = Promise.all([closed(unzstd), closed(tar)]);
   const inspector = new TarInspector(options);
+  const fed = pipeline(Readable.from([compressed]), unzstd.stdin!);
   let error: unknown;
   try {
-    await Promise.all([pipeline(Readable.from([compressed]), unzstd.stdin!), pipeline(unzstd.stdout!, inspector, tar.stdin!)]);
+    await pipeline(unzstd.stdout!, inspector, tar.stdin!);
   } catch (e) {
-    error = e;
+    error = e; // the inspector's refusal, not the broken pipe into zstd that follows it
     unzstd.kill();
     tar.kill();
   }
+  await fed.catch(() => {});
   const [, tarCode] = await exits;
   return { error, inspector, tarCode, tarErr };
 }

@@ -1,7 +1,8 @@
-import { mkdir, open, stat, unlink } from 'node:fs/promises';
+import { open, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { HealthCheck, HealthResult } from '../../../core/health/health-check.js';
+import { makeFolders } from '../../../core/fs/make-folders.js';
 
 /**
  * The working area exists, is a folder, and takes a small durable write. Catches a read-only remount, a full disk
@@ -19,7 +20,7 @@ export class WorkingAreaHealthCheck implements HealthCheck {
 
   /** The daemon owns the working area, so it creates it rather than failing on a fresh node. */
   async start(): Promise<void> {
-    await mkdir(this.#dir, { recursive: true });
+    await makeFolders(this.#dir);
   }
 
   async check(signal: AbortSignal): Promise<HealthResult> {

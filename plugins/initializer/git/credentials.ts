@@ -25,14 +25,20 @@ export interface GitAuth {
   env: Record<string, string>;
 }
 
-/** Credentials for one git spec: none, basic, or fetched once from a one-time secret. */
-export async function gitAuth(spec: GitAuthSpec, secrets: OneTimeSecrets, signal?: AbortSignal): Promise<GitAuth> {
+/**
+ * Credentials for one git spec: none, basic, or fetched once from a one-time secret. `fromUrl`: what the remote URL
+ * itself carried (`https://user:token@host/…`, taken out of the URL by the policy check), used when the spec names
+ * no authentication.
+ */
+export async function gitAuth(spec: GitAuthSpec, secrets: OneTimeSecrets, signal?: AbortSignal, fromUrl?: { user: string; password: string }): Promise<GitAuth> {
   const config = spec.config ?? {};
   let user: string;
   let password: string;
   switch (config.authentication ?? 'NO_AUTH') {
     case 'NO_AUTH':
-      return { args: [], env: {} };
+      if (!fromUrl) return { args: [], env: {} };
+      ({ user, password } = fromUrl);
+      break;
     case 'BASIC_AUTH':
       user = config.auth_user ?? '';
       password = config.auth_password ?? '';

@@ -74,7 +74,7 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
       mode === 'REMOTE_COMMIT' ? checkCommit(spec.clone_taget, field('clone_taget')) : mode === 'REMOTE_HEAD' ? undefined : checkBranch(spec.clone_taget, field('clone_taget'));
     const checkout = await resolveInside(dir, spec.checkout_location ?? '', field('checkout_location'), { leaf: 'new-folder', ...(user ? { owner: user } : {}) });
     const glog = log.child({ remote: redact(remote.uri), mode });
-    const { args: auth, env } = await gitAuth(spec, this.#secrets, signal);
+    const { args: auth, env } = await gitAuth({ ...spec, remote_uri: remote.uri }, this.#secrets, signal, remote.credentials);
     const opts: GitOptions = { cwd: dir, env: { ...env, ...protocolEnv([remote.protocol]) }, ...(user ? { user } : {}), signal };
     const inRepo: GitOptions = { ...opts, cwd: checkout };
     const shallow = !spec.full_clone;
@@ -108,7 +108,9 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
 
     if (upstream) {
       await git(['remote', 'add', '--', 'upstream', upstream.uri], inRepo);
-      const fetched = await runGit([...auth, 'fetch', ...(shallow ? ['--depth=1'] : []), 'upstream'], { ...inRepo, env: { ...env, ...protocolEnv([upstream.protocol]) } });
+      // Credentials the upstream URL carried are its own; otherwise the origin's (answered only for its host).
+      const upstreamAuth = upstream.credentials ? await gitAuth({ remote_uri: upstream.uri }, this.#secrets, signal, upstream.credentials) : { args: auth, env };
+      const fetched = await runGit([...upstreamAuth.args, 'fetch', ...(shallow ? ['--depth=1'] : []), 'upstream'], { ...inRepo, env: { ...upstreamAuth.env, ...protocolEnv([upstream.protocol]) } });
       if (fetched.code !== 0) glog.warn('fetching upstream failed', { upstream: redact(upstream.uri), error: gitFailure('fetch', fetched).message });
     }
     if (existsSync(path.join(checkout, '.gitmodules'))) {

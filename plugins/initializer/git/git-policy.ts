@@ -1,4 +1,4 @@
-import { realpath } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { WsdError } from '../../../core/errors.js';
 
@@ -31,8 +31,11 @@ const hostPattern = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9
 
 /** A remote the policy allows, with the one transport git needs for it (GIT_ALLOW_PROTOCOL). */
 export interface CheckedRemote {
+  /** The URL git gets: without the credentials an http(s) URL carried (git would store them in `.git/config`). */
   uri: string;
   protocol: GitProtocol;
+  /** `user:password` taken out of an http(s) URL; they reach git through the credential helper instead. */
+  credentials?: { user: string; password: string };
 }
 
 /**
@@ -69,6 +72,13 @@ export async function checkRemote(uri: unknown, policy: GitRemotePolicy, field: 
     } else {
       if (!hostPattern.test(url.hostname)) refuse(`has an invalid host ${JSON.stringify(url.hostname)}`);
       if (url.username.startsWith('-')) refuse('has a user name that starts with "-"');
+      if ((protocol === 'https' || protocol === 'http') && (url.username || url.password)) {
+        // The clone's origin URL is kept in `.git/config`, which backups, snapshots and shared prebuilds carry.
+        const credentials = { user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+        url.username = '';
+        url.password = '';
+        return { ...(await finish(url.toString(), protocol)), credentials };
+      }
     }
   } else if (uri.startsWith('/') || uri.startsWith('.') || !uri.includes(':')) {
     protocol = 'file';
@@ -82,24 +92,48 @@ export async function checkRemote(uri: unknown, policy: GitRemotePolicy, field: 
     protocol = 'ssh';
   }
 
-  if (!policy.protocols.includes(protocol)) {
-    refuse(`uses ${protocol === 'file' ? 'a local repository' : protocol}, which is not allowed here (initializers.git.protocols: ${policy.protocols.join(', ') || 'none'})`);
-  }
-  if (localPath !== undefined) {
-    if (!path.isAbsolute(localPath)) refuse('must be an absolute path when it names a local repository');
-    // Resolved on disk: a symlink inside an allowed folder must not lead out of it. Existence is told only for
-    // paths inside an allowed folder (no probing the node's files).
-    const roots = await Promise.all(policy.localRoots.map((root) => realpath(root).catch(() => path.resolve(root))));
-    const under = (p: string) => roots.some((root) => p === root || p.startsWith(`${root}${path.sep}`));
-    const lexical = path.resolve(localPath);
-    if (!under(lexical) && !policy.localRoots.some((root) => lexical.startsWith(`${path.resolve(root)}${path.sep}`))) {
-      refuse('is not inside a folder listed in initializers.git.localRoots');
+  return finish(uri, protocol, localPath);
+
+  async function finish(checked: string, transport: GitProtocol, local?: string): Promise<CheckedRemote> {
+    if (!policy.protocols.includes(transport)) {
+      refuse(`uses ${transport === 'file' ? 'a local repository' : transport}, which is not allowed here (initializers.git.protocols: ${policy.protocols.join(', ') || 'none'})`);
     }
-    const real = await realpath(localPath).catch(() => undefined);
-    if (real === undefined) throw new WsdError('FAILED_PRECONDITION', `${field}: the local repository does not exist`, { field });
-    if (!under(real)) refuse('leads (through a symlink) out of the folders listed in initializers.git.localRoots');
+    if (local === undefined) return { uri: checked, protocol: transport };
+    // A file:// URL of the real path: git's own transport (no hard links into a folder outside the workspace).
+    return { uri: `file://${await checkLocalRepository(local, policy, field, refuse)}`, protocol: transport };
   }
-  return { uri, protocol };
+}
+
+/**
+ * A local repository below `localRoots`, resolved the way git would find it — but without letting git search:
+ * git tries `<path>/.git`, `<path>`, `<path>.git/.git`, `<path>.git` and follows a `.git` *file* (`gitdir: …`)
+ * anywhere. The repository must be `<path>` itself (bare) or `<path>/.git` as a real folder, every real path inside
+ * the allowed folders, with no `commondir` or alternates leading elsewhere. Returns the real path to clone from.
+ * Existence is told only for paths inside an allowed folder (no probing the node's files).
+ */
+async function checkLocalRepository(localPath: string, policy: GitRemotePolicy, field: string, refuse: (why: string) => never): Promise<string> {
+  if (!path.isAbsolute(localPath)) refuse('must be an absolute path when it names a local repository');
+  const roots = await Promise.all(policy.localRoots.map((root) => realpath(root).catch(() => path.resolve(root))));
+  const under = (p: string) => roots.some((root) => p === root || p.startsWith(`${root}${path.sep}`));
+  const lexical = path.resolve(localPath);
+  if (!under(lexical) && !policy.localRoots.some((root) => lexical.startsWith(`${path.resolve(root)}${path.sep}`))) {
+    refuse('is not inside a folder listed in initializers.git.localRoots');
+  }
+  const real = await realpath(localPath).catch(() => undefined);
+  if (real === undefined) throw new WsdError('FAILED_PRECONDITION', `${field}: the local repository does not exist`, { field });
+  if (!under(real)) refuse('leads (through a symlink) out of the folders listed in initializers.git.localRoots');
+  const info = await lstat(real);
+  if (!info.isDirectory()) refuse('is not a folder');
+  const dotGit = await lstat(path.join(real, '.git')).catch(() => undefined);
+  if (dotGit && !dotGit.isDirectory()) refuse('has a .git that is not a real folder (a gitfile or a symlink could lead anywhere)');
+  const gitDir = dotGit ? path.join(real, '.git') : real;
+  if (!(await lstat(path.join(gitDir, 'HEAD')).catch(() => undefined))?.isFile() || !(await lstat(path.join(gitDir, 'objects')).catch(() => undefined))?.isDirectory()) {
+    throw new WsdError('FAILED_PRECONDITION', `${field}: the local path is not a git repository`, { field });
+  }
+  for (const name of ['commondir', 'objects/info/alternates', 'objects/info/http-alternates']) {
+    if (await lstat(path.join(gitDir, name)).catch(() => undefined)) refuse(`names a repository with ${name}, which would make git read another folder`);
+  }
+  return real;
 }
 
 /** Settings that can neither run a command, nor redirect a fetch, nor read files of the node; compared lowercased. */

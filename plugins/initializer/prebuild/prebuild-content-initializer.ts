@@ -63,13 +63,10 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
       // remote, never to whatever the restored config calls `origin`.
       const remote = await checkRemote(gitSpec.remote_uri, this.#policy, `${field}.remote_uri`);
       const checkout = await resolveInside(dir, gitSpec.checkout_location ?? '', `${field}.checkout_location`, { leaf: 'folder' });
-      const dotGit = await lstat(path.join(checkout, '.git')).catch(() => undefined);
-      if (!dotGit?.isDirectory()) {
-        throw new WsdError('FAILED_PRECONDITION', `${field}.checkout_location: the prebuild has no real .git folder there`, { field: `${field}.checkout_location` });
-      }
+      await assertPlainRepository(checkout, `${field}.checkout_location`);
       // Writes (stash, checkout) need the checkout's owner; its config is sanitized first, so root is safe here.
       const owner = user ?? (await ownerOf(checkout));
-      const auth = await gitAuth(gitSpec, this.#secrets, signal);
+      const auth = await gitAuth({ ...gitSpec, remote_uri: remote.uri }, this.#secrets, signal, remote.credentials);
       const opts: GitOptions = { cwd: checkout, env: { ...auth.env, ...protocolEnv([remote.protocol]) }, ...(owner ? { user: owner } : {}), signal };
       const removed = await sanitizeRepositoryConfig(checkout, opts);
       if (removed.length > 0) log.warn('removed settings from the prebuild checkout that could run commands', { checkout: gitSpec.checkout_location ?? '', keys: removed.slice(0, 20) });
@@ -142,4 +139,19 @@ async function ownerOf(checkout: string): Promise<{ uid: number; gid: number } |
   if (process.getuid?.() !== 0) return undefined;
   const info = await stat(checkout);
   return info.uid === 0 ? undefined : { uid: info.uid, gid: info.gid };
+}
+
+/**
+ * A prebuild checkout must be a plain repository: a real `.git` folder with a real `config` file, and none of the
+ * files that make git read another folder — `commondir` (a second, unsanitized config), `config.worktree`,
+ * `objects/info/alternates` (another workspace's objects).
+ */
+async function assertPlainRepository(checkout: string, field: string): Promise<void> {
+  const refuse = (why: string) => new WsdError('FAILED_PRECONDITION', `${field}: the prebuild's repository ${why}`, { field });
+  const dotGit = path.join(checkout, '.git');
+  if (!(await lstat(dotGit).catch(() => undefined))?.isDirectory()) throw refuse('has no real .git folder');
+  if (!(await lstat(path.join(dotGit, 'config')).catch(() => undefined))?.isFile()) throw refuse('has no real .git/config file');
+  for (const name of ['commondir', 'config.worktree', 'objects/info/alternates', 'objects/info/http-alternates']) {
+    if (await lstat(path.join(dotGit, name)).catch(() => undefined)) throw refuse(`has .git/${name}, which would make git read another folder`);
+  }
 }

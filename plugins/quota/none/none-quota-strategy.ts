@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { WsdError, errnoCode } from '../../../core/errors.js';
 import type { QuotaHandle, QuotaStrategy, QuotaUsage } from '../../../core/quota/quota-strategy.js';
+import { makeFolders } from '../../../core/fs/make-folders.js';
 
 /** Enforces nothing: workspace folders are plain folders in the working area. The limit is only recorded. */
 export class NoneQuotaStrategy implements QuotaStrategy {
@@ -9,7 +10,7 @@ export class NoneQuotaStrategy implements QuotaStrategy {
 
   async provision({ workspaceId, dir, limitBytes }: { workspaceId: string; dir: string; limitBytes: number }): Promise<QuotaHandle> {
     assertLimit(limitBytes);
-    await mkdir(path.dirname(dir), { recursive: true });
+    await makeFolders(path.dirname(dir));
     try {
       await mkdir(dir);
     } catch (error) {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import { WsdError, errnoCode, isAbortError } from '../../../core/errors.js';
+import { makeFolders } from '../../../core/fs/make-folders.js';
 import {
   assertValidKey,
   type GetOptions,
@@ -24,6 +25,8 @@ import {
  * A put writes `.~tmp-*` in the target folder, fsyncs it and renames it into place, so readers never see a partial
  * object and a crash leaves at worst a stray temp file, never a torn object.
  */
+const staleTempAgeMs = 24 * 3600 * 1000;
+
 export class LocalStorageBackend implements StorageBackend {
   readonly capabilities: StorageCapabilities = { presign: false, conditionalCreate: true, serverSideCopy: false };
   readonly root: string;
@@ -32,8 +35,37 @@ export class LocalStorageBackend implements StorageBackend {
     this.root = path.resolve(root);
   }
 
+  /** Creates the root and, in the background, deletes temp files of puts a crash interrupted (older than a day). */
   async start(): Promise<void> {
-    await mkdir(this.root, { recursive: true });
+    await makeFolders(this.root);
+    this.#collected = this.collectTempFiles(Date.now() - staleTempAgeMs).catch(() => 0);
+  }
+
+  #collected: Promise<number> = Promise.resolve(0);
+
+  /** Resolves once the start-up collection of stale temp files is over, with how many it deleted (tests). */
+  get tempFilesCollected(): Promise<number> {
+    return this.#collected;
+  }
+
+  /**
+   * Deletes `.~tmp-*` files last modified before `olderThan` (ms since the epoch): what puts interrupted by a crash
+   * left. A day's margin keeps a put in progress on a shared root safe. Returns how many were deleted.
+   */
+  async collectTempFiles(olderThan: number): Promise<number> {
+    let deleted = 0;
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) await walk(full);
+        else if (entry.isFile() && entry.name.startsWith('.~tmp-')) {
+          const info = await stat(full).catch(() => undefined);
+          if (info && info.mtimeMs < olderThan && (await unlink(full).then(() => true, () => false))) deleted++;
+        }
+      }
+    };
+    await walk(this.root);
+    return deleted;
   }
 
   async put({ key, body, ifNoneMatch, signal }: PutOptions): Promise<PutResult> {
