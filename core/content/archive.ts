@@ -147,5 +147,6 @@ export async function extractArchive(body: Readable, dir: string, options: Extra
 }
 
 function outOfSpace(stderr: string): boolean {
-  return /No space left on device|Disk quota exceeded/.test(stderr);
+  // GNU tar reports a full disk as "Cannot write: No space left on device" or as a short write.
+  return /No space left on device|Disk quota exceeded|Wrote only \d+ of \d+ bytes/.test(stderr);
 }
