@@ -66,6 +66,8 @@ export function createArchive(dir: string, options: { level?: number; exclude?: 
     // tar exits 1 when files changed while being read: normal for a live workspace, the archive is still valid.
     if (tarCode !== 0 && tarCode !== 1) throw new Error(`tar failed (exit ${tarCode}): ${messages.join('; ')}`);
     if (zstdCode !== 0) throw new Error(`zstd failed (exit ${zstdCode}): ${zstdErr()}`);
+    // The restore of this archive is bounded by this figure: without it the archive could never be restored.
+    if (bytesUncompressed <= 0) throw new Error('tar reported no "Total bytes written"');
     return { files, bytesUncompressed, warnings: tarCode === 1 ? messages : [] };
   })();
   done.catch((error: unknown) => {

@@ -282,6 +282,8 @@ export class BackupStore {
     for (const field of ['size', 'files', 'bytesUncompressed'] as const) {
       if (!Number.isSafeInteger(manifest[field]) || manifest[field] < 0) throw bad(`${field} is not a non-negative integer`);
     }
+    // Restores are bounded by it; a tar stream is never empty (GNU tar writes at least one 10 KiB record).
+    if (manifest.bytesUncompressed === 0) throw bad('bytesUncompressed is 0');
     if (typeof manifest.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(manifest.sha256)) throw bad('sha256 is not 64 hex digits');
     if (this.#hmacKey) {
       if (manifest.hmac === undefined) {
