@@ -4,7 +4,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WsdError, isAbortError } from '../errors.js';
 import { spawnTracked } from '../process/child-processes.js';
-import { captureTail, exitOf } from './child-process.js';
+import { ChildStdin, captureTail, exitOf } from './child-process.js';
 import { TarInspector } from './tar-inspector.js';
 
 /** The one archive format: a POSIX (pax) tar stream compressed with zstd; `tar --zstd -xf` reads it. */
@@ -125,12 +125,16 @@ export async function extractArchive(body: Readable, dir: string, options: Extra
     ...(options.maxDataBytes !== undefined ? { maxDataBytes: options.maxDataBytes } : {}),
     ...(options.dataLimitReason !== undefined ? { dataLimitReason: options.dataLimitReason } : {}),
   });
+  // tar exits once it has read the end-of-archive record, and node then closes its stdin: possibly before the
+  // inspector has ended (zstd still flushing, trailing padding). That is not a failure (tar's exit code says how it
+  // went), but a plain pipeline would call it "Premature close" — a spurious DATA_LOSS on a good archive.
+  const toTar = new ChildStdin(tar.stdin!);
   const zstdErr = captureTail(zstd.stderr);
   const tarErr = captureTail(tar.stderr);
   const exits = Promise.all([exitOf(zstd, 'zstd'), exitOf(tar, 'tar')]);
   exits.catch(() => {}); // awaited below; a spawn failure must not become an unhandled rejection meanwhile
   try {
-    await Promise.all([pipeline(body, zstd.stdin!), pipeline(zstd.stdout!, inspector, tar.stdin!)]);
+    await Promise.all([pipeline(body, zstd.stdin!), pipeline(zstd.stdout!, inspector, toTar)]);
   } catch (error) {
     zstd.kill();
     tar.kill();
@@ -145,6 +149,7 @@ export async function extractArchive(body: Readable, dir: string, options: Extra
   // A full disk is not a corrupt archive: the caller may free space or raise the quota and retry.
   if (tarCode !== 0 && outOfSpace(tarErr())) throw new WsdError('RESOURCE_EXHAUSTED', `restoring archive: out of disk space or quota: ${tarErr()}`);
   if (tarCode !== 0) throw new WsdError('DATA_LOSS', `restoring archive: tar failed (exit ${tarCode}): ${tarErr()}`);
+  if (toTar.closedEarly && !inspector.reachedEnd) throw new WsdError('DATA_LOSS', 'restoring archive: tar stopped reading before the end of the archive');
   return { members: inspector.members };
 }
 
@@ -152,3 +157,4 @@ function outOfSpace(stderr: string): boolean {
   // GNU tar reports a full disk as "Cannot write: No space left on device" or as a short write.
   return /No space left on device|Disk quota exceeded|Wrote only \d+ of \d+ bytes/.test(stderr);
 }
+

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { Writable } from 'node:stream';
 
 /** Resolves with the exit code once `child` has exited; rejects if it could not be started (e.g. not installed). */
 export function exitOf(child: ChildProcess, name: string): Promise<number> {
@@ -17,4 +18,47 @@ export function captureTail(stream: NodeJS.ReadableStream | null, limit = 4000):
     text = (text + chunk.toString()).slice(-limit);
   });
   return () => text.trim();
+}
+
+/**
+ * Writes into a child's stdin and, when the child closes it early (it exited), swallows the rest instead of failing:
+ * the caller decides from the child's exit code and `closedEarly` whether that was fine. Keeps backpressure.
+ */
+export class ChildStdin extends Writable {
+  closedEarly = false;
+  readonly #target: Writable;
+
+  constructor(target: Writable) {
+    super();
+    this.#target = target;
+    target.on('error', () => (this.closedEarly = true));
+    target.on('close', () => {
+      if (!target.writableFinished) this.closedEarly = true;
+    });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.closedEarly || this.#target.destroyed) {
+      this.closedEarly = true;
+      callback();
+      return;
+    }
+    this.#target.write(chunk, (error) => {
+      if (error) this.closedEarly = true;
+      callback();
+    });
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.closedEarly || this.#target.destroyed) {
+      callback();
+      return;
+    }
+    this.#target.end(() => callback());
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (error) this.#target.destroy();
+    callback(error);
+  }
 }

@@ -8,6 +8,10 @@ import { WsdError } from '../errors.js';
  * naming `field`: absolute paths and `..` that leave the folder are refused.
  */
 export function insideFolder(dir: string, relative: string, field: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (typeof relative !== 'string' || /[\u0000-\u001f\u007f]/.test(relative) || relative.length > 4096) {
+    throw new WsdError('INVALID_ARGUMENT', `${field} must be a path of at most 4096 characters without control characters`, { field });
+  }
   if (path.isAbsolute(relative)) throw new WsdError('INVALID_ARGUMENT', `${field} ${JSON.stringify(relative)} must be relative to the workspace folder`, { field });
   const full = path.resolve(dir, relative);
   if (full !== dir && !full.startsWith(`${dir}${path.sep}`)) {

@@ -87,6 +87,11 @@ export class TarInspector extends Transform {
   }
 
   /** Bytes of the tar stream read so far (headers, data, padding and anything after the end of the archive). */
+  /** Whether the end-of-archive block has passed: tar may stop reading (and exit) from here on. */
+  get reachedEnd(): boolean {
+    return this.#endAt !== undefined;
+  }
+
   get bytesProcessed(): number {
     return this.#bytes;
   }

@@ -37,7 +37,7 @@ describe('child processes across a daemon crash', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/repo.git`;
 
     const dir = tempDir('wsd-orphans-');
-    const config = testDaemonConfig(dir, 'initializers:\n  git:\n    protocols: [http]\n');
+    const config = testDaemonConfig(dir, 'initializers:\n  git:\n    protocols: [http]\n    allowedNetworks: [127.0.0.1/32]\n');
     const dataDir = path.join(dir, 'data');
     const folder = path.join(dataDir, 'workspaces', 'ws-clone');
     const marker = markerFor(dataDir);

@@ -81,15 +81,16 @@ export async function runWsd(args: string[], options: { cwd?: string; env?: Node
 
 /**
  * The initializers of a test daemon: all built-ins, with git and prebuild allowed to reach the test repositories
- * (file:// under the OS temp folder, plain http on 127.0.0.1), which the secure defaults refuse.
+ * (file:// under the OS temp folder, plain http on 127.0.0.1), which the secure defaults refuse. Downloads keep
+ * their defaults (loopback denied): tests that download allow 127.0.0.1 themselves.
  */
 export const testInitializersConfig = `initializers:
   empty: {}
   backup: {}
   snapshot: {}
   composite: {}
-  git: { protocols: [https, http, file], localRoots: [${JSON.stringify(os.tmpdir())}], retryTimeout: 2s, initialRetryDelay: 100ms }
-  prebuild: { protocols: [https, http, file], localRoots: [${JSON.stringify(os.tmpdir())}] }
+  git: { protocols: [https, http, file], localRoots: [${JSON.stringify(os.tmpdir())}], allowedNetworks: [127.0.0.1/32], retryTimeout: 2s, initialRetryDelay: 100ms }
+  prebuild: { protocols: [https, http, file], localRoots: [${JSON.stringify(os.tmpdir())}], allowedNetworks: [127.0.0.1/32] }
   download: {}
 `;
 

@@ -177,6 +177,6 @@ export async function startGitHttpServer(root: string, auth?: { user: string; pa
 
 /**
  * The git policy of tests: the secure default (https, ssh, nothing local) plus what the fixtures need — plain http
- * on 127.0.0.1 and file:// repositories under the OS temp folder.
+ * on 127.0.0.1 (a denied network by default) and file:// repositories under the OS temp folder.
  */
-export const gitTestPolicy: GitRemotePolicy = { protocols: ['https', 'ssh', 'http', 'file'], localRoots: [os.tmpdir()], extraConfigKeys: [] };
+export const gitTestPolicy: GitRemotePolicy = { protocols: ['https', 'ssh', 'http', 'file'], localRoots: [os.tmpdir()], extraConfigKeys: [], allowedNetworks: ['127.0.0.1/32'] };

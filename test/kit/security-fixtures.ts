@@ -17,7 +17,7 @@ import { sh } from './git-fixtures.js';
 
 /** Settings of the initializers under test; anything not given keeps its secure default. */
 export interface InitializerPolicy {
-  git?: { protocols?: string[]; localRoots?: string[]; extraConfigKeys?: string[] };
+  git?: { protocols?: string[]; localRoots?: string[]; extraConfigKeys?: string[]; allowedNetworks?: string[] };
   download?: { allowedNetworks?: string[]; deniedNetworks?: string[]; maxBytes?: number };
 }
 

@@ -6,8 +6,7 @@
  * `WSD_PROPERTY_SEED=<n>` replaces the fixed seeds (a failure report names the seed and path to replay it).
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, readlinkSync, lstatSync } from 'node:fs';
-import path from 'node:path';
+import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { isWsdError } from '../../core/errors.js';
 
 /** The seed of one property: fixed, so a failure found once is found again. */
@@ -22,9 +21,9 @@ export function runsFor(base: number): number {
   return Math.max(1, Math.round(base * (Number.isFinite(factor) && factor > 0 ? factor : 1)));
 }
 
-/** Options for fc.assert: the fixed seed and run count, and a report naming the counterexample in full. */
+/** Options for fc.assert: the fixed seed and run count. */
 export function assertOptions(seed: number, numRuns: number, extra: Record<string, unknown> = {}) {
-  return { seed: seedFor(seed), numRuns: runsFor(numRuns), verbose: 1 as const, ...extra };
+  return { seed: seedFor(seed), numRuns: runsFor(numRuns), ...extra };
 }
 
 /** Fails unless `error` is undefined or a WsdError; the message says what was thrown instead. */
@@ -44,30 +43,39 @@ export async function caught(fn: () => Promise<unknown>): Promise<unknown> {
   }
 }
 
-/** Every entry under `root` (relative paths, recursively, never following symlinks). */
-export function walk(root: string): string[] {
-  const out: string[] = [];
-  const visit = (dir: string, prefix: string) => {
-    let names: string[];
+/**
+ * Every entry under `root`, recursively, never following symlinks, with its lstat. Names are read as bytes (an
+ * archive may create names that are not UTF-8); `rel` shows them decoded, for messages.
+ */
+export function walkEntries(root: string): Array<{ rel: string; info: Stats }> {
+  const out: Array<{ rel: string; info: Stats }> = [];
+  const visit = (dir: Buffer, prefix: string) => {
+    let names: Buffer[];
     try {
-      names = readdirSync(dir);
+      names = readdirSync(dir, { encoding: 'buffer' });
     } catch {
       return;
     }
     for (const name of names) {
-      const rel = prefix ? `${prefix}/${name}` : name;
-      out.push(rel);
-      let info;
+      const full = Buffer.concat([dir, Buffer.from('/'), name]);
+      const rel = prefix ? `${prefix}/${name.toString('utf8')}` : name.toString('utf8');
+      let info: Stats;
       try {
-        info = lstatSync(path.join(dir, name));
+        info = lstatSync(full);
       } catch {
         continue;
       }
-      if (info.isDirectory()) visit(path.join(dir, name), rel);
+      out.push({ rel, info });
+      if (info.isDirectory()) visit(full, rel);
     }
   };
-  visit(root, '');
-  return out.sort();
+  visit(Buffer.from(root), '');
+  return out.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+}
+
+/** Every entry under `root` (relative paths, recursively, never following symlinks). */
+export function walk(root: string): string[] {
+  return walkEntries(root).map((e) => e.rel);
 }
 
 /** Entries of `sandbox` other than `keep`: anything here escaped the folder it was meant for. */
@@ -75,11 +83,14 @@ export function escapedInto(sandbox: string, keep: string[]): string[] {
   return readdirSync(sandbox).filter((name) => !keep.includes(name));
 }
 
-/** Whether the symlink `link` (absolute path) points, lexically, outside `root`. */
-export function symlinkLeaves(link: string, root: string): boolean {
-  const target = readlinkSync(link);
-  const resolved = path.resolve(path.dirname(link), target);
-  return resolved !== root && !resolved.startsWith(`${root}${path.sep}`);
+/** The names in `/` now; a run compares against what was there just before it (other processes may add some). */
+export function rootEntries(): Set<string> {
+  return new Set(readdirSync('/'));
+}
+
+/** Entries of `/` that were not in `before`. */
+export function newRootEntries(before: Set<string>): string[] {
+  return readdirSync('/').filter((name) => !before.has(name));
 }
 
 // ---- processes ----
@@ -162,12 +173,13 @@ export async function leftoverProcesses(needles: string[], timeoutMs = 3000): Pr
   }
 }
 
-/** Fails when processes are left over; lists them. */
-export async function assertNoProcessLeft(needles: string[], context = ''): Promise<void> {
-  const left = await leftoverProcesses(needles);
-  assert.deepEqual(
-    left.map((p) => `${p.pid} (ppid ${p.ppid}, pgid ${p.pgid}, ${p.state}): ${p.cmdline}`),
-    [],
-    `${context ? `${context}: ` : ''}processes left behind`,
-  );
+/** SIGKILLs `left` (what a failed run left behind), so that later runs start clean. */
+export function killAll(left: ProcInfo[]): void {
+  for (const p of left) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
 }

@@ -48,7 +48,7 @@ describe('security: git status of a workspace at describe and dispose (#1 class)
 
   before(async () => {
     root = tempDir('wsd-sec-status-repos-');
-    wsd = await startTestDaemon(tempDir('wsd-sec-status-'), { git: { protocols: ['https', 'http', 'file'], localRoots: [root] } });
+    wsd = await startTestDaemon(tempDir('wsd-sec-status-'), { git: { protocols: ['https', 'http', 'file'], localRoots: [root], allowedNetworks: ['127.0.0.1/32'] } });
   });
   after(async () => {
     await wsd?.stop();

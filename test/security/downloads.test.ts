@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { errorText, meta, settle, startCountingServer, startTestDaemon, stateFile, type CountingServer, type TestDaemon } from '../kit/security-fixtures.js';
+import { errorText, meta, outcomeText, settle, startCountingServer, startTestDaemon, stateFile, type CountingServer, type TestDaemon } from '../kit/security-fixtures.js';
 import { tempDir } from '../kit/temp-dir.js';
 import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 
 const refusedMessage = /not allowed by initializers\.download\.deniedNetworks/;
 const anyDigest = `sha256:${'0'.repeat(64)}`;
@@ -70,6 +71,25 @@ describe('security: downloads (#11)', () => {
       assert.equal(error.code, status.FAILED_PRECONDITION, `${url}: ${status[error.code]}: ${error.details}`);
       assert.match(error.details, refusedMessage, url);
       assert.ok(Date.now() - started < 5_000, 'refused at once, not after a connection attempt');
+    }
+  });
+
+  it('#11 class (git remotes): with the default git policy a remote on loopback is not connected to (no port scan of the node through clone errors)', async () => {
+    let connections = 0;
+    const listener = net.createServer((socket) => {
+      connections++;
+      socket.end('SSH-2.0-loopback-service\r\n');
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const port = (listener.address() as net.AddressInfo).port;
+    try {
+      for (const remote_uri of [`https://127.0.0.1:${port}/x.git`, `ssh://git@127.0.0.1:${port}/x.git`, `https://localhost:${port}/x.git`]) {
+        const ws = id('git-loopback');
+        const error = await settle(strict.client.initWorkspace({ id: ws, metadata: meta(ws), initializer: { git: { remote_uri } } }));
+        assert.equal(connections, 0, `HOLE OPEN: the git initializer connected to a loopback port for ${remote_uri} (${outcomeText(error)}); downloads refuse loopback and link-local, git remotes do not — and the error text tells an open port from a closed one`);
+      }
+    } finally {
+      listener.close();
     }
   });
 

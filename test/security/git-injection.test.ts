@@ -32,7 +32,7 @@ describe('security: git initializer command execution (#1) and argument injectio
     repos = makeRepos(tempDir('wsd-sec-inject-repos-'));
     // Everything the fixtures need is allowed (ssh too, so that #1's ssh case is refused for its config key, not
     // for its transport).
-    wsd = await startTestDaemon(tempDir('wsd-sec-inject-'), { git: { protocols: ['https', 'ssh', 'http', 'file'], localRoots: [repos.root] } });
+    wsd = await startTestDaemon(tempDir('wsd-sec-inject-'), { git: { protocols: ['https', 'ssh', 'http', 'file'], localRoots: [repos.root], allowedNetworks: ['127.0.0.1/32'] } });
   });
   after(async () => {
     await wsd?.stop();

@@ -54,7 +54,7 @@ describe('security: writes outside the workspace through planted symlinks (#3)',
     // 127.0.0.1 is allowed for downloads here, so that the download reaches the symlink check instead of being
     // refused for its address.
     wsd = await startTestDaemon(tempDir('wsd-sec-escape-'), {
-      git: { protocols: ['https', 'http', 'file'], localRoots: [root] },
+      git: { protocols: ['https', 'http', 'file'], localRoots: [root], allowedNetworks: ['127.0.0.1/32'] },
       download: { allowedNetworks: ['127.0.0.1/32'] },
     });
   });

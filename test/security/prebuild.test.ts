@@ -34,7 +34,7 @@ describe('security: prebuild git specs and restored checkouts', () => {
 
   before(async () => {
     repos = makeRepos(tempDir('wsd-sec-prebuild-repos-'));
-    wsd = await startTestDaemon(tempDir('wsd-sec-prebuild-'), { git: { protocols: ['https', 'ssh', 'http', 'file'], localRoots: [repos.root] } });
+    wsd = await startTestDaemon(tempDir('wsd-sec-prebuild-'), { git: { protocols: ['https', 'ssh', 'http', 'file'], localRoots: [repos.root], allowedNetworks: ['127.0.0.1/32'] } });
   });
   after(async () => {
     await wsd?.stop();
@@ -96,6 +96,72 @@ describe('security: prebuild git specs and restored checkouts', () => {
     assert.equal(outcome, 'initialized');
     assert.equal(sh(path.join(wsd.folder(ws), 'repo'), 'rev-parse', 'HEAD'), repos.dev.tip);
     await wsd.client.disposeWorkspace(ws);
+  });
+
+  it('#1 class, prebuild: submodules of the restored checkout (their .git/modules/*/config) run nothing, also with submodule.recurse=true in the restored config', async () => {
+    // A project whose submodule moves between main and dev, so that switching to dev has work to do in the submodule.
+    const root = repos.root;
+    const subWork = path.join(root, 'work', `sub-${n}`);
+    mkdirSync(subWork, { recursive: true });
+    sh(subWork, 'init', '-q', '-b', 'main');
+    writeFileSync(path.join(subWork, 's.txt'), 'A\n');
+    sh(subWork, 'add', '.');
+    sh(subWork, 'commit', '-q', '-m', 'A');
+    const subA = sh(subWork, 'rev-parse', 'HEAD');
+    writeFileSync(path.join(subWork, 's.txt'), 'B\n');
+    sh(subWork, 'commit', '-q', '-am', 'B');
+    const subBare = path.join(root, `sub-${n}.git`);
+    sh(root, 'clone', '--bare', '-q', subWork, subBare);
+    const superWork = path.join(root, 'work', `super-${n}`);
+    mkdirSync(superWork, { recursive: true });
+    sh(superWork, 'init', '-q', '-b', 'main');
+    writeFileSync(path.join(superWork, 'p.txt'), 'p\n');
+    sh(superWork, 'add', '.');
+    sh(superWork, 'commit', '-q', '-m', 'p');
+    sh(superWork, 'submodule', 'add', '-q', `file://${subBare}`, 'sub');
+    sh(path.join(superWork, 'sub'), 'checkout', '-q', subA);
+    sh(superWork, 'add', 'sub');
+    sh(superWork, 'commit', '-q', '-m', 'sub at A');
+    sh(superWork, 'checkout', '-q', '-b', 'dev');
+    sh(path.join(superWork, 'sub'), 'checkout', '-q', 'main');
+    sh(superWork, 'add', 'sub');
+    sh(superWork, 'commit', '-q', '-m', 'sub at B');
+    sh(superWork, 'checkout', '-q', 'main');
+    const superBare = path.join(root, `super-${n}.git`);
+    sh(root, 'clone', '--bare', '-q', superWork, superBare);
+
+    const marker = markerPath('prebuild-submodule');
+    const ws = id('pb-src-sub');
+    await wsd.client.initWorkspace({ id: ws, metadata: meta(ws), initializer: { empty: {} } });
+    const checkout = path.join(wsd.folder(ws), 'repo');
+    sh(wsd.folder(ws), 'clone', '-q', `file://${superBare}`, checkout);
+    sh(checkout, 'submodule', 'update', '-q', '--init');
+    const subGit = path.join(checkout, '.git', 'modules', 'sub');
+    // The submodule's own config: a smudge/clean filter (checkout) and an upload-pack command (fetch, file://).
+    sh(checkout, '--git-dir', subGit, 'config', 'filter.evil.smudge', `touch ${marker}; cat`);
+    sh(checkout, '--git-dir', subGit, 'config', 'filter.evil.clean', `touch ${marker}; cat`);
+    sh(checkout, '--git-dir', subGit, 'config', 'remote.origin.uploadpack', `touch ${marker}; git-upload-pack`);
+    mkdirSync(path.join(subGit, 'info'), { recursive: true });
+    writeFileSync(path.join(subGit, 'info', 'attributes'), '* filter=evil\n');
+    // `submodule.recurse` is on the list of safe settings, so the sanitizing keeps it in the top config.
+    sh(checkout, 'config', 'submodule.recurse', 'true');
+    assertNotCreated(marker, 'planting ran the filter already (test setup)');
+    const snapshot = await wsd.client.takeSnapshot(ws);
+    await wsd.client.disposeWorkspace(ws);
+
+    const pb = id('pb-sub');
+    const outcome = await settle(
+      wsd.client.initWorkspace({
+        id: pb,
+        metadata: meta(pb),
+        initializer: { prebuild: { prebuild: { snapshot }, git: [{ remote_uri: `file://${superBare}`, checkout_location: 'repo', target_mode: 'REMOTE_BRANCH', clone_taget: 'dev' }] } },
+      }),
+    );
+    assertNotCreated(
+      marker,
+      `git in a submodule of the restored prebuild ran a command from .git/modules/sub/config — the sanitizing keeps submodule.recurse=true, so the prebuild's git fetch recursed into the submodule and ran its remote.origin.uploadpack (init ${outcomeText(outcome)})`,
+    );
+    await wsd.client.disposeWorkspace(pb).catch(() => undefined);
   });
 
   it('#1 class, prebuild: a restored .git/commondir pointing at another git folder (whose config has a filter driver) is no way around the config sanitizing', async () => {

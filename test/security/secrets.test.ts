@@ -48,7 +48,7 @@ describe('security: secrets at rest (#10)', () => {
     git = await startGitHttpServer(repos.root, { user: 'mallory', password });
     files = await startCountingServer({ body: 'content whose digest the request gets wrong\n' });
     wsd = await startTestDaemon(tempDir('wsd-sec-secrets-'), {
-      git: { protocols: ['https', 'http'] },
+      git: { protocols: ['https', 'http'], allowedNetworks: ['127.0.0.1/32'] },
       download: { allowedNetworks: ['127.0.0.1/32'] },
     });
   });
@@ -87,6 +87,7 @@ describe('security: secrets at rest (#10)', () => {
     for (const [remote, secret] of [
       [git.url('no-such-repo', `mallory:${password}`), password],
       [git.url('project', `mallory:${wrong}`), wrong],
+      [git.url('project', `mallory:${wrong}%E0%A4%A`), wrong], // a password that does not percent-decode
     ] as const) {
       const ws = id('git-creds-fail');
       const error = await rejected(wsd.client.initWorkspace({ id: ws, metadata: meta(ws), initializer: { git: { remote_uri: remote } } }));

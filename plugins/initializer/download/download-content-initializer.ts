@@ -90,7 +90,10 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
       if (!file.file_path) throw new WsdError('INVALID_ARGUMENT', `${field}.file_path is required`, { field: `${field}.file_path` });
       const digest = /^sha256:([0-9a-f]{64})$/i.exec(file.digest ?? '');
       if (!digest) throw new WsdError('INVALID_ARGUMENT', `${field}.digest must be sha256:<64 hex digits>`, { field: `${field}.digest` });
-      return { url, shownUrl: redactUrl(url), target: insideFolder(base, file.file_path, `${field}.file_path`), sha256: digest[1]!.toLowerCase(), field };
+      const target = insideFolder(base, file.file_path, `${field}.file_path`);
+      // `.` or `a/..` name the folder itself: its temp file would land beside the workspace folder.
+      if (target === base || target === dir) throw new WsdError('INVALID_ARGUMENT', `${field}.file_path must name a file, not the folder`, { field: `${field}.file_path` });
+      return { url, shownUrl: redactUrl(url), target, sha256: digest[1]!.toLowerCase(), field };
     });
     let bytes = 0;
     for (const file of files) {
@@ -135,7 +138,12 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
       // Deliberately without the computed digest: it would reveal the hash of whatever the URL reaches.
       throw new WsdError('FAILED_PRECONDITION', `${file.field}: content of ${file.shownUrl} does not match ${file.field}.digest`, { field: `${file.field}.digest` });
     }
-    await rename(tmp, file.target);
+    try {
+      await rename(tmp, file.target); // replaces a file or a symlink at the target itself, never writes through it
+    } catch (error) {
+      await rm(tmp, { force: true });
+      throw new WsdError('FAILED_PRECONDITION', `${file.field}.file_path names something that cannot be replaced by a file (${describe(error)})`, { field: `${file.field}.file_path` });
+    }
     return digest.size;
   }
 

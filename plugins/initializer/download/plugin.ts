@@ -1,17 +1,8 @@
 import { z } from 'zod';
 import { durationSchema } from '../../../core/config/root-schema.js';
+import { networkPolicyFields } from '../../../core/config/network-schema.js';
 import { definePlugin } from '../../../core/kernel/plugin.js';
-import { defaultDeniedNetworks, parseCidr } from '../../../core/net/address-policy.js';
 import { DownloadContentInitializer } from './download-content-initializer.js';
-
-/** An IPv4 or IPv6 network (`10.0.0.0/8`, `fd00::/8`, or a single address); the message says what is wrong. */
-const cidrSchema = z.string().check((ctx) => {
-  try {
-    parseCidr(ctx.value);
-  } catch (error) {
-    ctx.issues.push({ code: 'custom', input: ctx.value, message: (error as Error).message });
-  }
-});
 
 export const downloadInitializerPlugin = definePlugin({
   kind: 'initializer',
@@ -20,16 +11,7 @@ export const downloadInitializerPlugin = definePlugin({
   configSchema: z.strictObject({
     attempts: z.number().int().positive().default(5).describe('Attempts per file on transient failures (network errors, 5xx, 429, idle timeouts).'),
     initialRetryDelay: durationSchema.prefault('1s').describe('First retry delay; doubles each retry.'),
-    deniedNetworks: z
-      .array(cidrSchema)
-      .default([...defaultDeniedNetworks])
-      .describe(
-        'Networks (CIDR) never connected to, checked on every resolved address and redirect hop: by default loopback, unspecified, link-local (cloud metadata 169.254.169.254) and the Alibaba and AWS-IPv6 metadata addresses. Add the cluster pod/service and node networks to keep requests off internal services.',
-      ),
-    allowedNetworks: z
-      .array(cidrSchema)
-      .default([])
-      .describe('Networks (CIDR) always permitted, even when inside deniedNetworks (e.g. an artifact cache on the node).'),
+    ...networkPolicyFields('downloads'),
     maxBytes: z
       .number()
       .int()

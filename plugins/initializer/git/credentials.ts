@@ -51,6 +51,11 @@ export async function gitAuth(spec: GitAuthSpec, secrets: OneTimeSecrets, signal
     default:
       throw new WsdError('INVALID_ARGUMENT', `initializer.git.config.authentication ${JSON.stringify(config.authentication)} is not supported`, { field: 'initializer.git.config.authentication' });
   }
+  // They travel in the environment and through the credential helper's `key=value` lines: no NUL, no newline.
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(user) || /[\u0000-\u001f\u007f]/.test(password)) {
+    throw new WsdError('INVALID_ARGUMENT', 'initializer.git.config: the user name and password must not contain control characters', { field: 'initializer.git.config' });
+  }
   let host: string;
   try {
     host = new URL(spec.remote_uri ?? '').host;

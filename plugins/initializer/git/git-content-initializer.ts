@@ -1,15 +1,14 @@
-import { readdir, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { git, runGit, gitFailure, type GitOptions } from '../../../core/content/git.js';
-import { resolveInside } from '../../../core/content/inside-folder.js';
+import { realFolderInside, resolveInside } from '../../../core/content/inside-folder.js';
 import { WsdError } from '../../../core/errors.js';
 import { spawnTracked } from '../../../core/process/child-processes.js';
 import { retry } from '../../../core/retry.js';
 import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
 import type { Logger } from '../../../core/observability/logger.js';
 import { gitAuth } from './credentials.js';
-import { checkBranch, checkCommit, checkCustomConfig, checkRemote, defaultGitRemotePolicy, protocolEnv, type GitRemotePolicy } from './git-policy.js';
+import { checkBranch, checkCommit, checkCustomConfig, checkRemote, defaultGitRemotePolicy, networksOf, protocolEnv, type GitRemotePolicy } from './git-policy.js';
 import { OneTimeSecrets } from './one-time-secret.js';
 
 /** The API's GitInitializer, as delivered (proto field names, enums as names). */
@@ -56,7 +55,7 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
 
   constructor(options: GitInitializerOptions) {
     this.#options = options;
-    this.#secrets = options.secrets ?? new OneTimeSecrets();
+    this.#secrets = options.secrets ?? new OneTimeSecrets({ attempts: 20, delayMs: 500, networks: networksOf(options.policy ?? defaultGitRemotePolicy) });
   }
 
   async initialize({ spec, dir, signal, log, user }: InitializeOptions<GitSpec>): Promise<InitializeResult> {
@@ -74,7 +73,10 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
       mode === 'REMOTE_COMMIT' ? checkCommit(spec.clone_taget, field('clone_taget')) : mode === 'REMOTE_HEAD' ? undefined : checkBranch(spec.clone_taget, field('clone_taget'));
     const checkout = await resolveInside(dir, spec.checkout_location ?? '', field('checkout_location'), { leaf: 'new-folder', ...(user ? { owner: user } : {}) });
     const glog = log.child({ remote: redact(remote.uri), mode });
-    const { args: auth, env } = await gitAuth({ ...spec, remote_uri: remote.uri }, this.#secrets, signal, remote.credentials);
+    const credentials = await gitAuth({ ...spec, remote_uri: remote.uri }, this.#secrets, signal, remote.credentials);
+    // Every command that talks to origin: credentials for its host, its checked addresses pinned.
+    const auth = [...credentials.args, ...remote.gitArgs];
+    const env = credentials.env;
     const opts: GitOptions = { cwd: dir, env: { ...env, ...protocolEnv([remote.protocol]) }, ...(user ? { user } : {}), signal };
     const inRepo: GitOptions = { ...opts, cwd: checkout };
     const shallow = !spec.full_clone;
@@ -109,17 +111,13 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
     if (upstream) {
       await git(['remote', 'add', '--', 'upstream', upstream.uri], inRepo);
       // Credentials the upstream URL carried are its own; otherwise the origin's (answered only for its host).
-      const upstreamAuth = upstream.credentials ? await gitAuth({ remote_uri: upstream.uri }, this.#secrets, signal, upstream.credentials) : { args: auth, env };
-      const fetched = await runGit([...upstreamAuth.args, 'fetch', ...(shallow ? ['--depth=1'] : []), 'upstream'], { ...inRepo, env: { ...upstreamAuth.env, ...protocolEnv([upstream.protocol]) } });
+      const upstreamAuth = upstream.credentials ? await gitAuth({ remote_uri: upstream.uri }, this.#secrets, signal, upstream.credentials) : credentials;
+      const fetched = await runGit([...upstreamAuth.args, ...upstream.gitArgs, 'fetch', ...(shallow ? ['--depth=1'] : []), 'upstream'], { ...inRepo, env: { ...upstreamAuth.env, ...protocolEnv([upstream.protocol]) } });
       if (fetched.code !== 0) glog.warn('fetching upstream failed', { upstream: redact(upstream.uri), error: gitFailure('fetch', fetched).message });
     }
-    if (existsSync(path.join(checkout, '.gitmodules'))) {
-      // No credentials for submodules: they may live on other hosts, which must not see the user's token. Their
-      // transports are the policy's, local repositories only when allowed (git enforces GIT_ALLOW_PROTOCOL for them).
-      const protocols = [...policy.protocols.filter((p) => p !== 'file'), ...(this.#options.allowFileSubmodules ? (['file'] as const) : [])];
-      const sub = await runGit(['submodule', 'update', '--init', '--recursive', ...(shallow ? ['--depth=1'] : [])], { ...inRepo, env: protocolEnv(protocols) });
-      if (sub.code !== 0) glog.warn('submodules could not be initialized', { error: gitFailure('submodule', sub).message });
-    }
+    // No credentials for submodules: they may live on other hosts, which must not see the user's token.
+    const submodulePolicy: GitRemotePolicy = { ...policy, protocols: policy.protocols.filter((p) => p !== 'file' || this.#options.allowFileSubmodules) };
+    await initSubmodules(checkout, { ...inRepo, env: {} }, submodulePolicy, shallow, glog);
     const bytes = await du(checkout);
     glog.info('cloned', { durationMs: Date.now() - started, bytes });
     return { source: 'from-other', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes }] };
@@ -138,6 +136,52 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
     });
   }
 
+}
+
+/** Submodules nested deeper than this are left uninitialized (with a warning). */
+const maxSubmoduleDepth = 8;
+
+/**
+ * `git submodule update --init`, one level at a time, so that every submodule URL — as git resolved it, relative
+ * ones against the superproject's remote — is checked like a remote (transport, local roots, networks) before git
+ * fetches it; a refused one is left out (`update = none`) with a warning. Failures are warnings: the checkout
+ * itself is usable without its submodules.
+ */
+async function initSubmodules(repo: string, opts: GitOptions, policy: GitRemotePolicy, shallow: boolean, log: Logger, depth = 0): Promise<void> {
+  if (!(await lstat(path.join(repo, '.gitmodules')).catch(() => undefined))?.isFile()) return;
+  if (depth >= maxSubmoduleDepth) {
+    log.warn('submodules nested this deep are not initialized', { depth });
+    return;
+  }
+  const env = { ...opts.env, ...protocolEnv(policy.protocols) };
+  const here: GitOptions = { ...opts, cwd: repo, env };
+  const init = await runGit(['submodule', 'init'], here);
+  if (init.code !== 0) {
+    log.warn('submodules could not be initialized', { error: gitFailure('submodule', init).message });
+    return;
+  }
+  const listed = await runGit(['config', '--local', '-z', '--get-regexp', '^submodule\\..*\\.url$'], here);
+  const pins: string[] = [];
+  const names: string[] = [];
+  for (const entry of listed.stdout.split('\0').filter(Boolean)) {
+    const newline = entry.indexOf('\n');
+    const key = entry.slice(0, newline);
+    const name = key.slice('submodule.'.length, -'.url'.length);
+    try {
+      pins.push(...(await checkRemote(entry.slice(newline + 1), policy, `submodule ${name}`)).gitArgs);
+      names.push(name);
+    } catch (error) {
+      log.warn('submodule left out: its URL is not allowed', { submodule: name, error: (error as Error).message });
+      await runGit(['config', '--local', `submodule.${name}.update`, 'none'], here);
+    }
+  }
+  const update = await runGit([...pins, 'submodule', 'update', ...(shallow ? ['--depth=1'] : [])], here);
+  if (update.code !== 0) log.warn('submodules could not be initialized', { error: gitFailure('submodule', update).message });
+  for (const name of names) {
+    const where = await runGit(['config', '--file', '.gitmodules', `submodule.${name}.path`], here);
+    const inner = where.code === 0 ? await realFolderInside(repo, where.stdout.trim()) : undefined;
+    if (inner) await initSubmodules(inner, opts, policy, shallow, log, depth + 1);
+  }
 }
 
 /** Empties a failed clone's target (keeping the folder itself when it is the workspace root). */

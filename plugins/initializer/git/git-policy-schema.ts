@@ -1,8 +1,10 @@
 import { z } from 'zod';
+import { networkPolicyFields } from '../../../core/config/network-schema.js';
 import { gitProtocols, isForbiddenConfigKey, type GitRemotePolicy } from './git-policy.js';
 
 /** Config fields of a {@link GitRemotePolicy}, shared by the git and prebuild plugins. */
 export const gitRemotePolicyFields = {
+  ...networkPolicyFields('git remotes (and submodules)'),
   protocols: z
     .array(z.enum(gitProtocols))
     .default(['https', 'ssh'])
@@ -22,4 +24,10 @@ export function checkGitRemotePolicy(ctx: { value: GitRemotePolicy; issues: unkn
   if (ctx.value.localRoots.length > 0 && !ctx.value.protocols.includes('file')) {
     ctx.issues.push({ code: 'custom', input: ctx.value, path: ['protocols'], message: 'localRoots needs `file` in protocols' });
   }
+}
+
+/** The policy a plugin's validated config describes. */
+export function gitRemotePolicyOf(config: GitRemotePolicy): GitRemotePolicy {
+  const { protocols, localRoots, extraConfigKeys, deniedNetworks, allowedNetworks } = config;
+  return { protocols, localRoots, extraConfigKeys, ...(deniedNetworks ? { deniedNetworks } : {}), ...(allowedNetworks ? { allowedNetworks } : {}) };
 }

@@ -1,6 +1,8 @@
+import { lookup } from 'node:dns/promises';
 import { lstat, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { WsdError } from '../../../core/errors.js';
+import { AddressPolicy, parseIp } from '../../../core/net/address-policy.js';
 
 /**
  * What a request may ask git to do. Every field of a git spec comes from a user in the end, and git runs on the
@@ -19,6 +21,9 @@ export interface GitRemotePolicy {
   localRoots: readonly string[];
   /** Extra `custom_config` keys an operator allows beyond the built-in safe list (never a key that runs commands). */
   extraConfigKeys: readonly string[];
+  /** Networks a remote's host may not resolve to (default: loopback, link-local/metadata), unless allowed. */
+  deniedNetworks?: readonly string[];
+  allowedNetworks?: readonly string[];
 }
 
 export const gitProtocols = ['https', 'ssh', 'http', 'git', 'file'] as const;
@@ -36,6 +41,11 @@ export interface CheckedRemote {
   protocol: GitProtocol;
   /** `user:password` taken out of an http(s) URL; they reach git through the credential helper instead. */
   credentials?: { user: string; password: string };
+  /**
+   * `-c` arguments for every git command talking to this remote: for http(s) the checked addresses pinned
+   * (`http.curloptResolve`, so a second DNS answer cannot differ) and no redirects (they would go unchecked).
+   */
+  gitArgs: string[];
 }
 
 /**
@@ -56,6 +66,8 @@ export async function checkRemote(uri: unknown, policy: GitRemotePolicy, field: 
 
   let protocol: GitProtocol;
   let localPath: string | undefined;
+  let host = '';
+  let port = 0;
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(uri)?.[1]?.toLowerCase();
   if (scheme) {
     if (!(gitProtocols as readonly string[]).includes(scheme)) refuse(`uses ${scheme}://, which wsd does not support (${gitProtocols.join(', ')})`);
@@ -68,13 +80,15 @@ export async function checkRemote(uri: unknown, policy: GitRemotePolicy, field: 
     }
     if (protocol === 'file') {
       if (url.host) refuse('must name a local path (file:///path) — file:// URLs with a host are not supported');
-      localPath = decodeURIComponent(url.pathname);
+      localPath = decoded(url.pathname, refuse);
     } else {
       if (!hostPattern.test(url.hostname)) refuse(`has an invalid host ${JSON.stringify(url.hostname)}`);
       if (url.username.startsWith('-')) refuse('has a user name that starts with "-"');
+      host = url.hostname.replace(/^\[|\]$/g, '');
+      port = Number(url.port) || defaultPorts[protocol];
       if ((protocol === 'https' || protocol === 'http') && (url.username || url.password)) {
         // The clone's origin URL is kept in `.git/config`, which backups, snapshots and shared prebuilds carry.
-        const credentials = { user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+        const credentials = { user: decoded(url.username, refuse), password: decoded(url.password, refuse) };
         url.username = '';
         url.password = '';
         return { ...(await finish(url.toString(), protocol)), credentials };
@@ -90,6 +104,8 @@ export async function checkRemote(uri: unknown, policy: GitRemotePolicy, field: 
     if (match[1]?.startsWith('-')) refuse('has a user name that starts with "-"');
     if (!hostPattern.test(match[2]!)) refuse(`has an invalid host ${JSON.stringify(match[2])}`);
     protocol = 'ssh';
+    host = match[2]!.replace(/^\[|\]$/g, '');
+    port = defaultPorts.ssh;
   }
 
   return finish(uri, protocol, localPath);
@@ -98,10 +114,57 @@ export async function checkRemote(uri: unknown, policy: GitRemotePolicy, field: 
     if (!policy.protocols.includes(transport)) {
       refuse(`uses ${transport === 'file' ? 'a local repository' : transport}, which is not allowed here (initializers.git.protocols: ${policy.protocols.join(', ') || 'none'})`);
     }
-    if (local === undefined) return { uri: checked, protocol: transport };
+    if (local === undefined) return { uri: checked, protocol: transport, gitArgs: await checkNetwork(host, port, transport, policy, field) };
     // A file:// URL of the real path: git's own transport (no hard links into a folder outside the workspace).
-    return { uri: `file://${await checkLocalRepository(local, policy, field, refuse)}`, protocol: transport };
+    return { uri: `file://${await checkLocalRepository(local, policy, field, refuse)}`, protocol: transport, gitArgs: [] };
   }
+}
+
+/** The networks a git policy lets remotes (and one-time-secret URLs) reach. */
+export function networksOf(policy: GitRemotePolicy): AddressPolicy {
+  return new AddressPolicy({ ...(policy.deniedNetworks ? { denied: policy.deniedNetworks } : {}), allowed: policy.allowedNetworks ?? [] });
+}
+
+/** A percent-decoded URL part; INVALID_ARGUMENT for malformed escapes and for control characters (NUL…). */
+function decoded(part: string, refuse: (why: string) => never): string {
+  let value: string;
+  try {
+    value = decodeURIComponent(part);
+  } catch {
+    return refuse('has a malformed percent escape');
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) refuse('has control characters in it');
+  return value;
+}
+
+const defaultPorts: Record<GitProtocol, number> = { https: 443, http: 80, ssh: 22, git: 9418, file: 0 };
+
+/**
+ * The addresses a remote's host resolves to, each checked against the policy's networks: a request must not turn
+ * the node's git into a client of its loopback services or the cloud metadata endpoint (nor into a port scanner:
+ * git's errors tell an open port from a closed one). PERMISSION_DENIED naming the field. For http(s) the checked
+ * addresses are pinned for git's own connections; ssh and git:// resolve again (a DNS answer that changes in
+ * between is not covered for them).
+ */
+export async function checkNetwork(host: string, port: number, transport: GitProtocol, policy: GitRemotePolicy, field: string): Promise<string[]> {
+  const networks = networksOf(policy);
+  const literal = parseIp(host) ? [host] : undefined;
+  const addresses =
+    literal ??
+    (await lookup(host, { all: true, verbatim: true }).then(
+      (found) => found.map((a) => a.address),
+      (error: NodeJS.ErrnoException) => {
+        throw new WsdError('UNAVAILABLE', `${field}: cannot resolve ${host} (${error.code ?? error.message})`, { field });
+      },
+    ));
+  if (addresses.length === 0 || addresses.some((address) => !networks.allows(address))) {
+    throw new WsdError('PERMISSION_DENIED', `${field} leads to an address that is not allowed by initializers.git.deniedNetworks`, { field });
+  }
+  if (transport !== 'http' && transport !== 'https') return [];
+  if (literal) return ['-c', 'http.followRedirects=false'];
+  const pinned = addresses.map((a) => (a.includes(':') ? `[${a}]` : a)).join(',');
+  return ['-c', `http.curloptResolve=${host}:${port}:${pinned}`, '-c', 'http.followRedirects=false'];
 }
 
 /**
@@ -143,9 +206,9 @@ const safeConfigKeys = new Set([
   'core.trustctime', 'core.untrackedcache', 'core.preloadindex', 'core.sparsecheckout', 'core.commentchar',
   'user.name', 'user.email', 'author.name', 'author.email', 'committer.name', 'committer.email',
   'init.defaultbranch', 'pull.rebase', 'pull.ff', 'push.default', 'push.autosetupremote', 'fetch.prune', 'fetch.prunetags',
-  'fetch.parallel', 'fetch.writecommitgraph', 'merge.ff', 'merge.conflictstyle', 'rebase.autostash', 'rebase.autosquash',
+  'fetch.writecommitgraph', 'merge.ff', 'merge.conflictstyle', 'rebase.autostash', 'rebase.autosquash',
   'rebase.updaterefs', 'branch.autosetuprebase', 'branch.autosetupmerge', 'color.ui', 'diff.renames', 'diff.algorithm',
-  'diff.colormoved', 'status.showuntrackedfiles', 'status.submodulesummary', 'submodule.recurse', 'pack.threads',
+  'diff.colormoved', 'status.showuntrackedfiles', 'pack.threads',
   'gc.auto', 'index.version', 'feature.manyfiles', 'checkout.workers', 'checkout.defaultremote', 'protocol.version',
   'http.sslverify', 'http.postbuffer', 'http.lowspeedlimit', 'http.lowspeedtime', 'http.version', 'http.maxrequests',
   'advice.detachedhead', 'log.date', 'format.pretty', 'help.autocorrect', 'rerere.enabled', 'lfs.fetchexclude',

@@ -1,4 +1,6 @@
-import { WsdError } from '../../../core/errors.js';
+import { WsdError, isWsdError } from '../../../core/errors.js';
+import { AddressPolicy } from '../../../core/net/address-policy.js';
+import { guardedGet } from '../../../core/net/guarded-get.js';
 import { retry, transientHttpStatus } from '../../../core/retry.js';
 
 /**
@@ -8,7 +10,11 @@ import { retry, transientHttpStatus } from '../../../core/retry.js';
 export class OneTimeSecrets {
   readonly #cache = new Map<string, Promise<{ user: string; password: string }>>();
 
-  constructor(private readonly options: { attempts: number; delayMs: number } = { attempts: 20, delayMs: 500 }) {}
+  /**
+   * `networks`: where the secret may be fetched from (the git policy's networks: by default no loopback, no cloud
+   * metadata address — the answer is handed to git as credentials for a remote the caller chose).
+   */
+  constructor(private readonly options: { attempts: number; delayMs: number; networks?: AddressPolicy } = { attempts: 20, delayMs: 500 }) {}
 
   get(url: string, signal?: AbortSignal): Promise<{ user: string; password: string }> {
     let pending = this.#cache.get(url);
@@ -25,12 +31,17 @@ export class OneTimeSecrets {
     try {
       return await retry(
         async () => {
-          const response = await fetch(url, signal ? { signal } : {}).catch((error: Error) => {
-            throw new WsdError('UNAVAILABLE', error.message);
+          const response = await guardedGet(url, {
+            policy: this.options.networks ?? new AddressPolicy(),
+            what: 'git credentials (initializers.git.deniedNetworks)',
+            field,
+            ...(signal ? { signal } : {}),
           });
-          const text = (await response.text()).trim();
+          const text = response.body.trim();
           // A 4xx other than 429 means used up or wrong: asking again cannot help.
-          if (!response.ok) throw new WsdError(transientHttpStatus(response.status) ? 'UNAVAILABLE' : 'FAILED_PRECONDITION', `HTTP ${response.status}`);
+          if (response.status < 200 || response.status > 299) {
+            throw new WsdError(transientHttpStatus(response.status) ? 'UNAVAILABLE' : 'FAILED_PRECONDITION', `HTTP ${response.status}`);
+          }
           const colon = text.indexOf(':');
           if (colon <= 0) throw new WsdError('FAILED_PRECONDITION', 'the answer is not user:password');
           return { user: text.slice(0, colon), password: text.slice(colon + 1) };
@@ -39,6 +50,7 @@ export class OneTimeSecrets {
       );
     } catch (error) {
       if (signal?.aborted) throw error;
+      if (isWsdError(error, 'PERMISSION_DENIED') || isWsdError(error, 'INVALID_ARGUMENT')) throw error;
       throw new WsdError('FAILED_PRECONDITION', `cannot fetch the git credentials from auth_ots: ${(error as Error).message}`, { field });
     }
   }

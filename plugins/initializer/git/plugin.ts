@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { durationSchema } from '../../../core/config/root-schema.js';
 import { definePlugin } from '../../../core/kernel/plugin.js';
 import { GitContentInitializer } from './git-content-initializer.js';
-import { checkGitRemotePolicy, gitRemotePolicyFields } from './git-policy-schema.js';
+import { checkGitRemotePolicy, gitRemotePolicyFields, gitRemotePolicyOf } from './git-policy-schema.js';
 
 export const gitInitializerPlugin = definePlugin({
   kind: 'initializer',
@@ -24,6 +24,6 @@ export const gitInitializerPlugin = definePlugin({
       retryTimeoutMs: config.retryTimeout,
       initialRetryDelayMs: config.initialRetryDelay,
       allowFileSubmodules: config.allowFileSubmodules,
-      policy: { protocols: config.protocols, localRoots: config.localRoots, extraConfigKeys: config.extraConfigKeys },
+      policy: gitRemotePolicyOf(config),
     }),
 });

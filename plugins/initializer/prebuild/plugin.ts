@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { definePlugin } from '../../../core/kernel/plugin.js';
-import { checkGitRemotePolicy, gitRemotePolicyFields } from '../git/git-policy-schema.js';
+import { checkGitRemotePolicy, gitRemotePolicyFields, gitRemotePolicyOf } from '../git/git-policy-schema.js';
 import { PrebuildContentInitializer } from './prebuild-content-initializer.js';
 
 export const prebuildInitializerPlugin = definePlugin({
@@ -18,7 +18,7 @@ export const prebuildInitializerPlugin = definePlugin({
     .check(checkGitRemotePolicy),
   create: ({ config }) =>
     new PrebuildContentInitializer({
-      policy: { protocols: config.protocols, localRoots: config.localRoots, extraConfigKeys: config.extraConfigKeys },
+      policy: gitRemotePolicyOf(config),
       allowOtherOwners: config.allowOtherOwners,
     }),
 });

@@ -7,7 +7,7 @@ import { WsdError, isWsdError } from '../../../core/errors.js';
 import type { ContentInitializer, InitializeOptions, InitializeResult, InitializerStats } from '../../../core/initializer/content-initializer.js';
 import { gitAuth } from '../git/credentials.js';
 import type { GitSpec } from '../git/git-content-initializer.js';
-import { checkBranch, checkCommit, checkRemote, defaultGitRemotePolicy, isKeptRepositoryKey, protocolEnv, type GitRemotePolicy } from '../git/git-policy.js';
+import { checkBranch, checkCommit, checkRemote, defaultGitRemotePolicy, isKeptRepositoryKey, networksOf, protocolEnv, type GitRemotePolicy } from '../git/git-policy.js';
 import { OneTimeSecrets } from '../git/one-time-secret.js';
 
 export interface PrebuildSpec {
@@ -24,13 +24,12 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
   readonly kind = 'prebuild';
   readonly #secrets: OneTimeSecrets;
   readonly #policy: GitRemotePolicy;
-
-  /** `policy`: the git plugin's transports and local roots, which the prebuild's fetches obey as well. */
   readonly #allowOtherOwners: boolean;
 
+  /** `policy`: transports, local roots and networks of the prebuild's fetches (configured like the git plugin's). */
   constructor(options: { secrets?: OneTimeSecrets; policy?: GitRemotePolicy; allowOtherOwners?: boolean } = {}) {
-    this.#secrets = options.secrets ?? new OneTimeSecrets();
     this.#policy = options.policy ?? defaultGitRemotePolicy;
+    this.#secrets = options.secrets ?? new OneTimeSecrets({ attempts: 20, delayMs: 500, networks: networksOf(this.#policy) });
     this.#allowOtherOwners = options.allowOtherOwners ?? true;
   }
 
@@ -62,23 +61,26 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
       // elsewhere), its config loses every setting that could run a command, and fetches go to the spec's checked
       // remote, never to whatever the restored config calls `origin`.
       const remote = await checkRemote(gitSpec.remote_uri, this.#policy, `${field}.remote_uri`);
+      const target = checkTarget(gitSpec, field);
       const checkout = await resolveInside(dir, gitSpec.checkout_location ?? '', `${field}.checkout_location`, { leaf: 'folder' });
       await assertPlainRepository(checkout, `${field}.checkout_location`);
       // Writes (stash, checkout) need the checkout's owner; its config is sanitized first, so root is safe here.
       const owner = user ?? (await ownerOf(checkout));
       const auth = await gitAuth({ ...gitSpec, remote_uri: remote.uri }, this.#secrets, signal, remote.credentials);
       const opts: GitOptions = { cwd: checkout, env: { ...auth.env, ...protocolEnv([remote.protocol]) }, ...(owner ? { user: owner } : {}), signal };
+      // Submodules of the restored checkout keep configs of their own (.git/modules): git must not walk into them.
+      const noSubmodules = ['-c', 'submodule.recurse=false', '-c', 'fetch.recurseSubmodules=false'];
       const removed = await sanitizeRepositoryConfig(checkout, opts);
       if (removed.length > 0) log.warn('removed settings from the prebuild checkout that could run commands', { checkout: gitSpec.checkout_location ?? '', keys: removed.slice(0, 20) });
-      const stash = await git(['-c', 'user.name=wsd', '-c', 'user.email=wsd@localhost', 'stash', 'push', '--include-untracked', '-m', 'wsd: prebuild changes'], opts);
+      const stash = await git([...noSubmodules, '-c', 'user.name=wsd', '-c', 'user.email=wsd@localhost', 'stash', 'push', '--include-untracked', '-m', 'wsd: prebuild changes'], opts);
       const stashed = !/No local changes to save/.test(stash);
       const shallow = (await git(['rev-parse', '--is-shallow-repository'], opts)).trim() === 'true';
-      await this.#switch(gitSpec, remote.uri, opts, auth.args, shallow, field);
+      await this.#switch(gitSpec, target, remote.uri, opts, { fetch: [...noSubmodules, ...auth.args, ...remote.gitArgs], local: noSubmodules }, shallow);
       if (stashed) {
-        const pop = await runGit(['stash', 'pop'], opts);
+        const pop = await runGit([...noSubmodules, 'stash', 'pop'], opts);
         if (pop.code !== 0) {
           // The target wins; the prebuild's changes stay in the stash (`git stash list`), nothing is lost.
-          await git(['reset', '--hard', 'HEAD'], opts);
+          await git([...noSubmodules, 'reset', '--hard', 'HEAD'], opts);
           log.warn('prebuild changes conflict with the target; kept the target, changes are in the git stash', { checkout: gitSpec.checkout_location ?? '', error: gitFailure('stash', pop).message });
         }
       }
@@ -90,32 +92,42 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
    * Switches to the spec's target, fetched from the checked remote URL; fetches keep a full prebuild clone full
    * (`--depth` only on shallow ones). Targets are checked by mode and passed after `--end-of-options` / before `--`.
    */
-  async #switch(spec: GitSpec, remote: string, opts: GitOptions, auth: string[], shallow: boolean, field: string): Promise<void> {
+  async #switch(spec: GitSpec, target: string | undefined, remote: string, opts: GitOptions, args: { fetch: string[]; local: string[] }, shallow: boolean): Promise<void> {
     const depth = (n: number) => (shallow ? [`--depth=${n}`] : []);
-    const fetch = (ref: string, n: number) => git([...auth, 'fetch', ...depth(n), '--end-of-options', remote, ref], opts);
+    const fetch = (ref: string, n: number) => git([...args.fetch, 'fetch', ...depth(n), '--end-of-options', remote, ref], opts);
+    const local = (...rest: string[]) => git([...args.local, ...rest], opts);
     switch (spec.target_mode ?? 'REMOTE_HEAD') {
       case 'REMOTE_HEAD': {
-        const branch = (await git(['symbolic-ref', '--short', '-q', 'HEAD'], opts).catch(() => '')).trim();
+        const branch = (await local('symbolic-ref', '--short', '-q', 'HEAD').catch(() => '')).trim();
         await fetch('HEAD', 1);
-        await git(branch ? ['checkout', '-B', checkBranch(branch, `${field}.checkout_location (its current branch)`), 'FETCH_HEAD', '--'] : ['checkout', '--detach', 'FETCH_HEAD', '--'], opts);
+        // The restored checkout's branch name comes from content: it is checked like a requested one.
+        await (branch ? local('checkout', '-B', checkBranch(branch, 'the prebuild checkout\'s current branch'), 'FETCH_HEAD', '--') : local('checkout', '--detach', 'FETCH_HEAD', '--'));
         break;
       }
-      case 'REMOTE_BRANCH': {
-        const target = checkBranch(spec.clone_taget, `${field}.clone_taget`);
-        await fetch(`refs/heads/${target}`, 1);
-        await git(['checkout', '-B', target, 'FETCH_HEAD', '--'], opts);
+      case 'REMOTE_BRANCH':
+        await fetch(`refs/heads/${target!}`, 1);
+        await local('checkout', '-B', target!, 'FETCH_HEAD', '--');
         break;
-      }
-      case 'REMOTE_COMMIT': {
-        const target = checkCommit(spec.clone_taget, `${field}.clone_taget`);
-        await fetch(target, 20);
-        await git(['checkout', '--detach', target, '--'], opts);
+      case 'REMOTE_COMMIT':
+        await fetch(target!, 20);
+        await local('checkout', '--detach', target!, '--');
         break;
-      }
       case 'LOCAL_BRANCH':
-        await git(['checkout', '-B', checkBranch(spec.clone_taget, `${field}.clone_taget`), '--'], opts);
+        await local('checkout', '-B', target!, '--');
         break;
     }
+  }
+}
+
+/** The spec's target, checked by its mode (before anything runs in the checkout). */
+function checkTarget(spec: GitSpec, field: string): string | undefined {
+  switch (spec.target_mode ?? 'REMOTE_HEAD') {
+    case 'REMOTE_HEAD':
+      return undefined;
+    case 'REMOTE_COMMIT':
+      return checkCommit(spec.clone_taget, `${field}.clone_taget`);
+    default:
+      return checkBranch(spec.clone_taget, `${field}.clone_taget`);
   }
 }
 
