@@ -1,4 +1,4 @@
-import { chown, lstat, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { checkoutUser, runGit } from './git.js';
@@ -13,24 +13,64 @@ export const gitStatusCap = 100;
  * files (`git status --porcelain=v2 --branch -uall`), unpushed commits (`git log --branches --not --remotes`).
  * A folder that is not a repository gives undefined, not an error.
  */
-export async function readGitStatus(checkout: string, options: { user?: { uid: number; gid: number } } = {}): Promise<GitStatusReport | undefined> {
+export async function readGitStatus(checkout: string, options: { user?: { uid: number; gid: number }; timeoutMs?: number } = {}): Promise<GitStatusReport | undefined> {
   // A real .git folder: a gitfile (`gitdir: /elsewhere`) or a symlink would point git at another repository.
   const dotGit = path.join(checkout, '.git');
   if (!(await lstat(dotGit).catch(() => undefined))?.isDirectory()) return undefined;
-  const user = await checkoutUser(checkout, options.user);
-  // The checkout's own config was written by its user: git here reads a shadow git folder instead — the real
-  // objects, refs and index, and a config that holds only settings status needs and that run nothing.
-  const shadow = await shadowGitDir(dotGit, user);
-  try {
-    return await statusOf(checkout, shadow, user);
-  } finally {
-    await rm(shadow, { recursive: true, force: true });
+  // One read per checkout at a time: describe calls arriving meanwhile share it (a slow or stuck read must not pile up).
+  let pending = inFlight.get(checkout);
+  if (!pending) {
+    pending = (async () => {
+      if (!(await plainRepository(dotGit))) return undefined;
+      const user = await checkoutUser(checkout, options.user);
+      // The checkout's own config was written by its user: git here reads a shadow git folder instead — the real
+      // objects, refs and index, and a config that holds only settings status needs and that run nothing.
+      const shadow = await shadowGitDir(dotGit, user);
+      try {
+        return await statusOf(checkout, shadow, user, AbortSignal.timeout(options.timeoutMs ?? statusTimeoutMs));
+      } catch {
+        return undefined; // timed out (a fifo in the tree, a huge repository): no status rather than no answer
+      } finally {
+        await rm(shadow, { recursive: true, force: true });
+      }
+    })();
+    inFlight.set(checkout, pending);
+    void pending.finally(() => inFlight.delete(checkout));
   }
+  return pending;
 }
 
-async function statusOf(checkout: string, gitDir: string, user: { uid: number; gid: number } | undefined): Promise<GitStatusReport | undefined> {
+/** A status read that takes longer is given up (its git processes killed): describe and dispose must answer. */
+const statusTimeoutMs = 20_000;
+const inFlight = new Map<string, Promise<GitStatusReport | undefined>>();
+
+/**
+ * Whether a checkout's git folder holds only what it says: refs that are real files (a symlink in `refs/` would
+ * report another workspace's branches and commits), no alternates (another repository's objects).
+ */
+async function plainRepository(dotGit: string): Promise<boolean> {
+  const objects = await lstat(path.join(dotGit, 'objects')).catch(() => undefined);
+  if (!objects?.isDirectory()) return false;
+  for (const name of ['objects/info/alternates', 'objects/info/http-alternates', 'commondir']) {
+    if (await lstat(path.join(dotGit, name)).catch(() => undefined)) return false;
+  }
+  const packed = await lstat(path.join(dotGit, 'packed-refs')).catch(() => undefined);
+  if (packed && !packed.isFile()) return false;
+  const walk = async (dir: string): Promise<boolean> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
+    if (!entries) return false;
+    for (const entry of entries) {
+      if (entry.isDirectory() ? !(await walk(path.join(dir, entry.name))) : !entry.isFile()) return false;
+    }
+    return true;
+  };
+  const refs = await lstat(path.join(dotGit, 'refs')).catch(() => undefined);
+  return refs?.isDirectory() === true && walk(path.join(dotGit, 'refs'));
+}
+
+async function statusOf(checkout: string, gitDir: string, user: { uid: number; gid: number } | undefined, signal: AbortSignal): Promise<GitStatusReport | undefined> {
   // GIT_DIR and GIT_WORK_TREE pin git to this checkout; no optional locks: reading must not write.
-  const opts = { cwd: checkout, ...(user ? { user } : {}), env: { GIT_OPTIONAL_LOCKS: '0', GIT_DIR: gitDir, GIT_WORK_TREE: checkout } };
+  const opts = { cwd: checkout, ...(user ? { user } : {}), env: { GIT_OPTIONAL_LOCKS: '0', GIT_DIR: gitDir, GIT_WORK_TREE: checkout }, signal };
   const safe = ['-c', 'safe.directory=*'];
   // Submodules keep configs of their own (in .git/modules): their work trees are not walked.
   const status = await runGit([...safe, '-c', 'core.quotePath=false', 'status', '--porcelain=v2', '--branch', '-uall', '--ignore-submodules=dirty'], opts);

@@ -71,7 +71,7 @@ export async function checkoutUser(checkout: string, configured?: { uid: number;
 /** Runs git and throws a WsdError (with git's last stderr line) unless it exits 0. */
 export async function git(args: string[], options: GitOptions): Promise<string> {
   const result = await runGit(args, options);
-  if (result.code !== 0) throw gitFailure(args[0]!, result);
+  if (result.code !== 0) throw gitFailure(subcommand(args), result);
   return result.stdout;
 }
 
@@ -89,4 +89,13 @@ export function gitFailure(command: string, result: GitResult): WsdError {
     return new WsdError('UNAVAILABLE', `git ${command}: ${last}`);
   }
   return new WsdError('FAILED_PRECONDITION', `git ${command}: ${last}`);
+}
+
+/** The git subcommand in an argument list that may start with `-c key=value` pairs. */
+function subcommand(args: string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '-c') i++;
+    else if (!args[i]!.startsWith('-')) return args[i]!;
+  }
+  return 'git';
 }

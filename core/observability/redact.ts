@@ -10,9 +10,11 @@
 /** `scheme://user:pass@` → `scheme://***@`; the query and fragment of http(s) URLs → `?***`. */
 export function scrubSecrets(text: string): string {
   if (!text.includes('://')) return text;
+  // Quotes do not end a URL here: `gh'TOKEN` is a valid userinfo, `o'brien.tgz?sig=…` a valid path. Scrubbing a
+  // little too much of a message is fine; leaving a token is not.
   return text
-    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s"'<>]+@/gi, '$1***@')
-    .replace(/\b(https?:\/\/[^\s"'<>?#]*)[?#][^\s"'<>]*/gi, '$1?***');
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s<>]+@/gi, '$1***@')
+    .replace(/\b(https?:\/\/[^\s<>?#]*)[?#][^\s<>]*/gi, '$1?***');
 }
 
 /** Field names whose values are credentials, at any depth of a persisted or logged object. */

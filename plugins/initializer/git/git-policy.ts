@@ -58,8 +58,10 @@ export async function checkRemote(uri: unknown, policy: GitRemotePolicy, field: 
   };
   if (typeof uri !== 'string' || uri === '') return refuse('is required');
   if (uri.length > maxUrlLength) refuse(`must be at most ${maxUrlLength} characters`);
+  // Backslashes are read as `/` by the WHATWG URL parser but as userinfo by git and curl (`http://a\\@127.0.0.1/`
+  // would be checked as host `a` and fetched from 127.0.0.1); quotes and angle brackets have no place in a remote.
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u0020\u007f]/.test(uri)) refuse('must not contain spaces or control characters');
+  if (/[\u0000-\u0020\u007f\\"'<>`]/.test(uri)) refuse('must not contain spaces, control characters, backslashes, quotes or angle brackets');
   if (uri.startsWith('-')) refuse('must not start with "-"');
   // `<transport>::<address>` runs a remote helper of that name (`ext::` executes its address as a command).
   if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(uri)) refuse('uses a transport helper (`<name>::`), which is never allowed');
@@ -91,8 +93,10 @@ export async function checkRemote(uri: unknown, policy: GitRemotePolicy, field: 
         const credentials = { user: decoded(url.username, refuse), password: decoded(url.password, refuse) };
         url.username = '';
         url.password = '';
-        return { ...(await finish(url.toString(), protocol)), credentials };
+        return { ...(await finish(url.href, protocol)), credentials };
       }
+      // Git gets the URL as checked (serialized by the same parser that found its host), never the raw text.
+      return finish(url.href, protocol);
     }
   } else if (uri.startsWith('/') || uri.startsWith('.') || !uri.includes(':')) {
     protocol = 'file';

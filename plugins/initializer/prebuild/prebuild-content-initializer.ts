@@ -69,7 +69,7 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
       const auth = await gitAuth({ ...gitSpec, remote_uri: remote.uri }, this.#secrets, signal, remote.credentials);
       const opts: GitOptions = { cwd: checkout, env: { ...auth.env, ...protocolEnv([remote.protocol]) }, ...(owner ? { user: owner } : {}), signal };
       // Submodules of the restored checkout keep configs of their own (.git/modules): git must not walk into them.
-      const noSubmodules = ['-c', 'submodule.recurse=false', '-c', 'fetch.recurseSubmodules=false'];
+      const noSubmodules = ['-c', 'submodule.recurse=false', '-c', 'fetch.recurseSubmodules=false', '-c', 'core.logAllRefUpdates=false'];
       const removed = await sanitizeRepositoryConfig(checkout, opts);
       if (removed.length > 0) log.warn('removed settings from the prebuild checkout that could run commands', { checkout: gitSpec.checkout_location ?? '', keys: removed.slice(0, 20) });
       const stash = await git([...noSubmodules, '-c', 'user.name=wsd', '-c', 'user.email=wsd@localhost', 'stash', 'push', '--include-untracked', '-m', 'wsd: prebuild changes'], opts);
@@ -154,15 +154,24 @@ async function ownerOf(checkout: string): Promise<{ uid: number; gid: number } |
 }
 
 /**
- * A prebuild checkout must be a plain repository: a real `.git` folder with a real `config` file, and none of the
- * files that make git read another folder — `commondir` (a second, unsanitized config), `config.worktree`,
- * `objects/info/alternates` (another workspace's objects).
+ * A prebuild checkout must be a plain repository: a real `.git` folder in which every entry is a real folder or a
+ * regular file — a symlink in `logs/`, `refs/` or `objects/` would have git (root, when the content is root's) write
+ * a reflog or ref wherever it points — and none of the files that make git read another folder: `commondir` (a
+ * second, unsanitized config), `config.worktree`, `objects/info/alternates` (another workspace's objects).
  */
 async function assertPlainRepository(checkout: string, field: string): Promise<void> {
   const refuse = (why: string) => new WsdError('FAILED_PRECONDITION', `${field}: the prebuild's repository ${why}`, { field });
   const dotGit = path.join(checkout, '.git');
   if (!(await lstat(dotGit).catch(() => undefined))?.isDirectory()) throw refuse('has no real .git folder');
   if (!(await lstat(path.join(dotGit, 'config')).catch(() => undefined))?.isFile()) throw refuse('has no real .git/config file');
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if (!entry.isFile()) throw refuse(`has ${path.relative(checkout, full)}, which is neither a folder nor a regular file`);
+    }
+  };
+  await walk(dotGit);
   for (const name of ['commondir', 'config.worktree', 'objects/info/alternates', 'objects/info/http-alternates']) {
     if (await lstat(path.join(dotGit, name)).catch(() => undefined)) throw refuse(`has .git/${name}, which would make git read another folder`);
   }
