@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { describe, it } from 'node:test';
 import { WsdError } from '../../core/errors.js';
 import type { ContentInitializer, InitializeOptions } from '../../core/initializer/content-initializer.js';
 import { initializerRun } from '../kit/initializer-options.js';
+import { runWithNodeTest, type ConformanceCase, type ConformanceSuite } from './suite.js';
 
 export interface InitializerConformanceCase<Spec> {
   /** Builds the initializer under test. */
@@ -23,8 +23,10 @@ export interface InitializerConformanceCase<Spec> {
  * it reports its kind and stats, writes nothing outside the workspace folder, refuses bad specs with
  * INVALID_ARGUMENT naming the field, and fails with WsdErrors only.
  */
-export function describeContentInitializerConformance<Spec>(kind: string, c: InitializerConformanceCase<Spec>): void {
-  describe(`ContentInitializer conformance: ${kind}`, () => {
+export function contentInitializerConformance<Spec>(kind: string, c: InitializerConformanceCase<Spec>): ConformanceSuite {
+  const cases: ConformanceCase[] = [];
+  const it = (name: string, run: ConformanceCase['run']) => void cases.push({ name, run });
+  {
     it('declares its kind and initializes a fresh folder, reporting source and stats', async () => {
       const initializer = await c.create();
       assert.equal(initializer.kind, kind);
@@ -70,5 +72,11 @@ export function describeContentInitializerConformance<Spec>(kind: string, c: Ini
       if (c.abortable) assert.equal(outcome, 'cancelled', 'an aborted signal stops the work before it starts');
       assert.deepEqual(readdirSync(run.sandbox), ['workspace']);
     });
-  });
+  }
+  return { name: `ContentInitializer conformance: ${kind}`, cases };
+}
+
+/** The initializer suite under node:test (see {@link contentInitializerConformance} for other runners). */
+export function describeContentInitializerConformance<Spec>(kind: string, c: InitializerConformanceCase<Spec>): void {
+  runWithNodeTest(contentInitializerConformance(kind, c));
 }

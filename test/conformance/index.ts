@@ -1,2 +1,3 @@
-export { describeStorageBackendConformance, type StorageConformanceOptions } from './storage-backend.js';
-export { describeContentInitializerConformance, type InitializerConformanceCase } from './content-initializer.js';
+export { storageBackendConformance, describeStorageBackendConformance, type StorageConformanceOptions } from './storage-backend.js';
+export { contentInitializerConformance, describeContentInitializerConformance, type InitializerConformanceCase } from './content-initializer.js';
+export { runWithNodeTest, runSuite, runCase, isCaseSkipped, type ConformanceSuite, type ConformanceCase, type CaseContext } from './suite.js';

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
 import { WsdError } from '../../core/errors.js';
 import type { StorageBackend } from '../../core/storage/storage-backend.js';
 import { patternStream, sha256Of } from '../kit/streams.js';
+import { runWithNodeTest, type ConformanceCase, type ConformanceSuite } from './suite.js';
 
 export interface StorageConformanceOptions {
   /** Bytes of the large round trip; at least 64 MiB + 1 unless a backend has a good reason. */
@@ -23,25 +23,31 @@ export interface StorageConformanceOptions {
  *
  * `setup` runs once; each test works under its own random key prefix, so a shared bucket is fine.
  */
-export function describeStorageBackendConformance(
+export function storageBackendConformance(
   name: string,
   setup: () => Promise<{ backend: StorageBackend; teardown?: () => Promise<void> }>,
   options: StorageConformanceOptions = {},
-): void {
+): ConformanceSuite {
   const largeBytes = options.largeObjectBytes ?? 64 * 1024 * 1024 + 4099;
   const manyKeys = options.manyKeys ?? 1100;
 
-  describe(`StorageBackend conformance: ${name}`, () => {
-    let backend: StorageBackend;
-    let teardown: (() => Promise<void>) | undefined;
-    before(async () => {
+  const cases: ConformanceCase[] = [];
+  const it = (caseName: string, run: ConformanceCase['run']) => void cases.push({ name: caseName, run });
+  let backend: StorageBackend;
+  let teardown: (() => Promise<void>) | undefined;
+  const suite: ConformanceSuite = {
+    name: `StorageBackend conformance: ${name}`,
+    async setup() {
       ({ backend, teardown } = await setup());
       await (backend as { start?: () => Promise<void> }).start?.();
-    });
-    after(async () => {
+    },
+    async teardown() {
       await (backend as { stop?: () => Promise<void> }).stop?.();
       await teardown?.();
-    });
+    },
+    cases,
+  };
+  {
     const prefix = () => `conformance-${randomBytes(6).toString('hex')}/`;
     const text = async (key: string) => (await readAll((await backend.get({ key })).body)).toString('utf8');
 
@@ -211,16 +217,19 @@ export function describeStorageBackendConformance(
     });
 
     it('honours ifNoneMatch when it declares conditionalCreate', async (t) => {
-      if (!backend.capabilities.conditionalCreate) {
-        t.diagnostic(`${name} does not declare conditionalCreate; nothing to check`);
-        return;
-      }
+      if (!backend.capabilities.conditionalCreate) t.skip(`${name} does not declare conditionalCreate`);
       const key = `${prefix()}once.txt`;
       await backend.put({ key, body: Buffer.from('first'), ifNoneMatch: true });
       await assertCode(backend.put({ key, body: Buffer.from('second'), ifNoneMatch: true }), 'ALREADY_EXISTS');
       assert.equal(await text(key), 'first');
     });
-  });
+  }
+  return suite;
+}
+
+/** The storage suite under node:test (see {@link storageBackendConformance} for other runners). */
+export function describeStorageBackendConformance(...args: Parameters<typeof storageBackendConformance>): void {
+  runWithNodeTest(storageBackendConformance(...args));
 }
 
 async function assertCode(promise: Promise<unknown>, code: WsdError['code'], message?: string): Promise<void> {
