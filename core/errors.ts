@@ -38,10 +38,17 @@ export interface WsdErrorOptions {
   cause?: unknown;
 }
 
+/**
+ * The brand every WsdError carries, registered process-wide (`Symbol.for`): a plugin that bundles its own copy of
+ * wsd (ADR 0001) throws errors of *its* WsdError class, which `instanceof` would not recognise; the brand does.
+ */
+const wsdErrorBrand = Symbol.for('wsd.error.v1');
+
 export class WsdError extends Error {
   override readonly name = 'WsdError';
   readonly code: WsdErrorCode;
   readonly field: string | undefined;
+  readonly [wsdErrorBrand] = true;
 
   constructor(code: WsdErrorCode, message: string, options: WsdErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -55,13 +62,19 @@ export class WsdError extends Error {
   }
 }
 
+/**
+ * Whether `error` is a WsdError — of this copy of wsd or of another one a plugin bundles — with a code of the closed
+ * set (and `code`, when given). Never use `instanceof WsdError`.
+ */
 export function isWsdError(error: unknown, code?: WsdErrorCode): error is WsdError {
-  return error instanceof WsdError && (code === undefined || error.code === code);
+  if (typeof error !== 'object' || error === null || (error as Record<symbol, unknown>)[wsdErrorBrand] !== true) return false;
+  const own = (error as { code?: unknown }).code;
+  return (wsdErrorCodes as readonly unknown[]).includes(own) && (code === undefined || own === code);
 }
 
-/** Wraps anything thrown into a WsdError, keeping an existing WsdError as it is. */
+/** Wraps anything thrown into a WsdError, keeping an existing WsdError (of any copy of wsd) as it is. */
 export function toWsdError(error: unknown, fallback: WsdErrorCode = 'INTERNAL', context?: string): WsdError {
-  if (error instanceof WsdError) return error;
+  if (isWsdError(error)) return error;
   if (isAbortError(error)) return new WsdError('CANCELLED', context ? `${context}: cancelled` : 'cancelled', { cause: error });
   const message = error instanceof Error ? error.message : String(error);
   return new WsdError(fallback, context ? `${context}: ${message}` : message, { cause: error });

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { ServiceError } from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
 import type { WsdClient, WorkspaceInitializer } from '../api/client.js';
-import { WsdError } from '../errors.js';
+import { WsdError, isWsdError } from '../errors.js';
 import { table } from './table.js';
 
 interface ConnectionOptions {
@@ -180,7 +180,7 @@ class Output {
 }
 
 async function fail(error: unknown): Promise<never> {
-  if (error instanceof WsdError) {
+  if (isWsdError(error)) {
     process.stderr.write(`wsd client: ${error.message}\n`);
     process.exit(2);
   }

@@ -2,7 +2,7 @@ import { chown } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { WsdError, isAbortError } from '../errors.js';
+import { WsdError, isAbortError, isWsdError } from '../errors.js';
 import { spawnTracked } from '../process/child-processes.js';
 import { ChildStdin, captureTail, exitOf } from './child-process.js';
 import { TarInspector } from './tar-inspector.js';
@@ -139,7 +139,7 @@ export async function extractArchive(body: Readable, dir: string, options: Extra
     zstd.kill();
     tar.kill();
     await exits.catch(() => {});
-    if (error instanceof WsdError) throw error;
+    if (isWsdError(error)) throw error;
     if (isAbortError(error)) throw new WsdError('CANCELLED', 'restoring archive: cancelled', { cause: error });
     if (outOfSpace(tarErr())) throw new WsdError('RESOURCE_EXHAUSTED', `restoring archive: out of disk space or quota: ${tarErr()}`, { cause: error });
     throw new WsdError('DATA_LOSS', `restoring archive: ${zstdErr() || tarErr() || (error as Error).message}`, { cause: error });

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ConfigIssue } from '../config/config-error.js';
-import { pluginApiVersion, pluginKinds, type AnyPlugin } from './plugin.js';
+import { pluginApiVersion, pluginKinds, supportedContracts, type AnyPlugin, type PluginKind } from './plugin.js';
 
 /**
  * Loads third-party plugins named in config (`plugins:`) with dynamic `import()` and checks each export before the
@@ -87,6 +87,11 @@ export function pluginShapeProblem(value: unknown): string | undefined {
   }
   if (typeof p.id !== 'string' || !/^[a-z][a-z0-9-]*$/.test(p.id)) {
     return `has id ${JSON.stringify(p.id)}; expected a kebab-case string`;
+  }
+  const supported = supportedContracts[p.kind as PluginKind];
+  if (typeof p.implements !== 'string') return `${p.kind}/${p.id} does not say which contract it implements (implements: '${supported[0]}')`;
+  if (!supported.includes(p.implements)) {
+    return `${p.kind}/${p.id} implements ${p.implements}, but this wsd serves ${supported.join(', ')} for ${p.kind} plugins`;
   }
   if (typeof p.create !== 'function') return `${p.kind}/${p.id} has no create() function`;
   if (p.configSchema !== undefined) {

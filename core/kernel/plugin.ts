@@ -15,6 +15,18 @@ export const pluginApiVersion = 1;
 /** The four extension points. Single-slot kinds have exactly one active plugin; the others any number. */
 export const pluginKinds = ['storage', 'quota', 'initializer', 'health'] as const;
 export type PluginKind = (typeof pluginKinds)[number];
+
+/**
+ * The contract versions this kernel serves, per kind, newest first. A plugin states the one it implements
+ * (`implements: 'wsd.storage.v1'`); one whose contract is not listed is refused at load time, naming both. A
+ * contract version changes when its interface changes incompatibly; the other kinds are unaffected.
+ */
+export const supportedContracts: Readonly<Record<PluginKind, readonly string[]>> = {
+  storage: ['wsd.storage.v1'],
+  quota: ['wsd.quota.v1'],
+  initializer: ['wsd.initializer.v1'],
+  health: ['wsd.health.v1'],
+};
 export const singleSlotKinds: readonly PluginKind[] = ['storage', 'quota'];
 
 /** What `create` must return for each kind. */
@@ -71,6 +83,8 @@ export interface PluginDefinition<
 > {
   readonly apiVersion: number;
   readonly kind: Kind;
+  /** The contract version the instance implements (`wsd.<kind>.v1`); checked against {@link supportedContracts}. */
+  readonly implements: string;
   /** Short kebab-case id, unique within its kind (`local`, `s3`, `git`). Config names the plugin by it. */
   readonly id: string;
   /** One line for `wsd plugins`. */
@@ -107,9 +121,10 @@ export function isSkip(value: unknown): value is Skip {
  * so the kernel can refuse plugins built against another one.
  */
 export function definePlugin<Kind extends PluginKind, Config = Record<string, never>, Req extends Requirements = {}>(
-  definition: Omit<PluginDefinition<Kind, Config, Req>, 'apiVersion'>,
+  definition: Omit<PluginDefinition<Kind, Config, Req>, 'apiVersion' | 'implements'> & { implements?: string },
 ): PluginDefinition<Kind, Config, Req> {
-  return Object.freeze({ ...definition, apiVersion: pluginApiVersion });
+  // Without `implements`, the newest contract of its kind: what the plugin was written against when it was built.
+  return Object.freeze({ ...definition, implements: definition.implements ?? supportedContracts[definition.kind][0]!, apiVersion: pluginApiVersion });
 }
 
 /** `kind/id`, the name a plugin goes by in messages and metrics. */

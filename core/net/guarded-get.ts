@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
-import { WsdError } from '../errors.js';
+import { WsdError, isWsdError } from '../errors.js';
 import { guardedLookup, type AddressPolicy } from './address-policy.js';
 
 /**
@@ -42,7 +42,7 @@ export function guardedGet(url: string, options: { policy: AddressPolicy; what: 
     });
     request.setTimeout(options.timeoutMs ?? 30_000, () => request.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
     request.on('error', (error: NodeJS.ErrnoException) => {
-      if (error instanceof WsdError || options.signal?.aborted) return reject(error);
+      if (isWsdError(error) || options.signal?.aborted) return reject(error);
       reject(new WsdError('UNAVAILABLE', `${field}: ${error.code ?? error.message}`, { field }));
     });
     request.end();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { WsdError } from '../../core/errors.js';
+import { isWsdError } from '../../core/errors.js';
 import type { ContentInitializer, InitializeOptions } from '../../core/initializer/content-initializer.js';
 import { initializerRun } from '../kit/initializer-options.js';
 import { runWithNodeTest, type ConformanceCase, type ConformanceSuite } from './suite.js';
@@ -49,7 +49,7 @@ export function contentInitializerConformance<Spec>(kind: string, c: Initializer
       if (c.invalid !== undefined) {
         const run = initializerRun(c.invalid, { initializers: c.helpers?.() ?? [] });
         await assert.rejects(initializer.initialize(run.options), (error: unknown) => {
-          assert.ok(error instanceof WsdError, `expected WsdError, got ${String(error)}`);
+          assert.ok(isWsdError(error), `expected WsdError, got ${String(error)}`);
           assert.equal(error.code, 'INVALID_ARGUMENT', error.message);
           assert.ok(error.field, 'the error names the field');
           return true;
@@ -64,7 +64,7 @@ export function contentInitializerConformance<Spec>(kind: string, c: Initializer
       const outcome = await initializer.initialize(run.options).then(
         () => 'finished',
         (error: unknown) => {
-          const cancelled = (error instanceof WsdError && error.code === 'CANCELLED') || (error as Error).name === 'AbortError';
+          const cancelled = isWsdError(error, 'CANCELLED') || (error as Error).name === 'AbortError';
           assert.ok(cancelled, `an aborted initializer fails as cancelled, not with ${String(error)}`);
           return 'cancelled';
         },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { WsdError } from '../../core/errors.js';
+import { WsdError, isWsdError } from '../../core/errors.js';
 import type { StorageBackend } from '../../core/storage/storage-backend.js';
 import { patternStream, sha256Of } from '../kit/streams.js';
 import { runWithNodeTest, type ConformanceCase, type ConformanceSuite } from './suite.js';
@@ -234,7 +234,7 @@ export function describeStorageBackendConformance(...args: Parameters<typeof sto
 
 async function assertCode(promise: Promise<unknown>, code: WsdError['code'], message?: string): Promise<void> {
   await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof WsdError, `${message ?? 'error'}: expected a WsdError, got ${String(error)}`);
+    assert.ok(isWsdError(error), `${message ?? 'error'}: expected a WsdError, got ${String(error)}`);
     assert.equal(error.code, code, `${message ?? 'error'}: ${error.message}`);
     return true;
   });

@@ -92,7 +92,7 @@ describe('wsd CLI', () => {
     const dir = tempDir();
     writeFileSync(
       path.join(dir, 'greeter.js'),
-      `export default { apiVersion: 1, kind: 'health', id: 'greeter', description: 'a third-party check',
+      `export default { apiVersion: 1, kind: 'health', implements: 'wsd.health.v1', id: 'greeter', description: 'a third-party check',
          create: () => ({ name: 'greeter', critical: false, check: async () => ({ status: 'ok' }) }) };\n`,
     );
     writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
@@ -119,9 +119,21 @@ describe('wsd CLI', () => {
     assert.match(result.stderr, /plugins\[0\]: plugin module "\.\/future\.mjs" plugin health\/future was built for plugin API version 2, but this wsd supports version 1/);
   });
 
+  it('refuses a third-party plugin that implements a contract version this wsd does not serve', async () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'v2.mjs'), `export default { apiVersion: 1, kind: 'health', implements: 'wsd.health.v2', id: 'v2', create() {} };\n`);
+    const result = await runWsd(['plugins', '--config', configFile(dir, 'plugins: [./v2.mjs]\n')]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /health\/v2 implements wsd\.health\.v2, but this wsd serves wsd\.health\.v1 for health plugins/);
+    writeFileSync(path.join(dir, 'silent.mjs'), `export default { apiVersion: 1, kind: 'health', id: 'silent', create() {} };\n`);
+    const silent = await runWsd(['plugins', '--config', configFile(dir, 'plugins: [./silent.mjs]\n')]);
+    assert.equal(silent.code, 2);
+    assert.match(silent.stderr, /health\/silent does not say which contract it implements \(implements: 'wsd\.health\.v1'\)/);
+  });
+
   it('exits non-zero with the reason when a plugin fails at start-up', async () => {
     const dir = tempDir();
-    writeFileSync(path.join(dir, 'broken.mjs'), `export default { apiVersion: 1, kind: 'health', id: 'broken', create() { throw new Error('no such device'); } };\n`);
+    writeFileSync(path.join(dir, 'broken.mjs'), `export default { apiVersion: 1, kind: 'health', implements: 'wsd.health.v1', id: 'broken', create() { throw new Error('no such device'); } };\n`);
     const result = await runWsd(['run', '--config', configFile(dir, 'plugins: [./broken.mjs]\nhttp:\n  address: 127.0.0.1:0\nhealth:\n  broken: {}\n')]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /wsd cannot start:\n {2}- health\/broken failed: no such device/);

@@ -15,6 +15,7 @@ const helloPlugin = (apiVersion: number, id = 'hello') => `
 export default {
   apiVersion: ${apiVersion},
   kind: 'health',
+  implements: 'wsd.health.v1',
   id: '${id}',
   description: 'says hello',
   create: ({ config, log }) => ({
@@ -74,7 +75,7 @@ describe('third-party plugin loading', () => {
     const dir = tempDir();
     writeFileSync(path.join(dir, 'nothing.mjs'), 'export const x = 1;\n');
     writeFileSync(path.join(dir, 'nokind.mjs'), 'export default { apiVersion: 1, kind: "network", id: "x", create() {} };\n');
-    writeFileSync(path.join(dir, 'nocreate.mjs'), 'export default { apiVersion: 1, kind: "health", id: "x" };\n');
+    writeFileSync(path.join(dir, 'nocreate.mjs'), 'export default { apiVersion: 1, kind: "health", implements: "wsd.health.v1", id: "x" };\n');
     writeFileSync(path.join(dir, 'throws.mjs'), 'throw new Error("bad module");\n');
     assert.deepEqual(await loadIssues(dir, { plugins: ['./nothing.mjs', './nokind.mjs', './nocreate.mjs', './throws.mjs', './missing.mjs'] }), [
       'plugins[0]: plugin module "./nothing.mjs" exports no plugin (expected a default export, "plugins" or "plugin")',

@@ -1,4 +1,4 @@
-import { WsdError } from '../../../core/errors.js';
+import { WsdError, isWsdError } from '../../../core/errors.js';
 import type { ContentInitializer, ContentSource, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
 
 /** A `WorkspaceInitializer` message as the API delivers it: one field set, named by `spec`. */
@@ -32,7 +32,7 @@ export class CompositeContentInitializer implements ContentInitializer<Composite
       try {
         result = await options.initializers.get(kind).initialize({ ...options, spec: child[kind] ?? {} });
       } catch (error) {
-        if (error instanceof WsdError) throw new WsdError(error.code, `${field} (${kind}): ${error.message}`, { cause: error, field: error.field ?? field });
+        if (isWsdError(error)) throw new WsdError(error.code, `${field} (${kind}): ${error.message}`, { cause: error, field: error.field ?? field });
         throw error;
       }
       if (sourceRank[result.source] > sourceRank[source]) source = result.source;
