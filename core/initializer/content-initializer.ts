@@ -1,4 +1,4 @@
-import type { BackupStore } from '../content/backup-store.js';
+import type { ArchiveService } from './archive-service.js';
 import type { Logger } from '../observability/logger.js';
 import { createToken } from '../kernel/token.js';
 import type { StorageBackend } from '../storage/storage-backend.js';
@@ -32,7 +32,7 @@ export interface InitializeOptions<Spec = unknown> {
    * Backups and snapshots of this node's storage, restored under the node's policy (ownership, hostile-archive
    * checks, digest verification). Initializers that restore archives use this, never their own extraction.
    */
-  archives: Pick<BackupStore, 'latestBackup' | 'snapshot' | 'restore'>;
+  archives: ArchiveService;
   initializers: InitializerLookup;
   signal: AbortSignal;
   log: Logger;

@@ -1,0 +1,54 @@
+/**
+ * The plugin SDK: everything a wsd plugin — built-in or third-party — may import from wsd, in one entry point
+ * (`wsd/plugin-api`). Built-in plugins import nothing else of core (a test keeps it so), so a third-party plugin gets
+ * exactly what the built-ins get: the four contracts with their tokens, `definePlugin`, branded errors, config
+ * schemas, and the helpers that make a plugin safe with untrusted input (paths resolved on disk, retries, tracked
+ * child processes, network address policy, digests).
+ *
+ * A plugin may bundle its own copy of this module: errors are recognised by brand (`Symbol.for`), tokens by id.
+ */
+
+// Declaring a plugin.
+export {
+  definePlugin,
+  skip,
+  isSkip,
+  pluginApiVersion,
+  pluginKinds,
+  supportedContracts,
+  type PluginDefinition,
+  type PluginContext,
+  type PluginKind,
+  type PluginLifecycle,
+  type ConfigSchema,
+  type Skip,
+} from './kernel/plugin.js';
+export { createToken, type Token } from './kernel/token.js';
+export { loggerToken, metricsRegistryToken, pathsToken, type DaemonPaths } from './kernel/core-tokens.js';
+
+// The four contracts.
+export * from './storage/storage-backend.js';
+export * from './quota/quota-strategy.js';
+export * from './initializer/content-initializer.js';
+export * from './initializer/archive-service.js';
+export * from './health/health-check.js';
+
+// Errors: a closed set of codes, recognised by brand.
+export { WsdError, wsdErrorCodes, isWsdError, toWsdError, isAbortError, errnoCode, type WsdErrorCode, type WsdErrorOptions } from './errors.js';
+
+// Config: zod (a Standard Schema) as wsd uses it, and wsd's own field types. Plugins need no zod dependency.
+export { z } from 'zod';
+export { durationSchema } from './config/root-schema.js';
+export { sizeSchema } from './config/size-schema.js';
+export { cidrSchema, networkPolicyFields } from './config/network-schema.js';
+
+// Helpers for untrusted input and robust I/O.
+export { insideFolder, resolveInside, realFolderInside, makeRealFolders, createExclusive } from './content/inside-folder.js';
+export { makeFolders } from './fs/make-folders.js';
+export { retry, transientHttpStatus, type RetryOptions } from './retry.js';
+export { DigestStream } from './content/digest-stream.js';
+export { spawnTracked } from './process/child-processes.js';
+export { AddressPolicy, defaultDeniedNetworks, guardedLookup, redactUrl } from './net/address-policy.js';
+export { guardedGet } from './net/guarded-get.js';
+export { scrubSecrets, redactValue } from './observability/redact.js';
+export type { Logger, LogFields } from './observability/logger.js';
