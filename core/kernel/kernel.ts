@@ -36,7 +36,9 @@ export interface KernelOptions {
 }
 
 /**
- * Owns one tsyringe child container and the plugins in it: creates them in dependency order, calls their `start`
+ * Owns one tsyringe container of its own (a child of tsyringe's root, on which nothing is ever registered: two kernels
+ * in one process share nothing) and the plugins in it, each created in a child scope holding exactly what it
+ * `requires`: creates them in dependency order, calls their `start`
  * hooks in that order and `stop` in reverse, and records ok / skipped / failed for each.
  *
  * Start-up fails (and everything already started is stopped again) when any plugin fails, or when a single-slot
@@ -109,11 +111,15 @@ export class Kernel {
     this.#state = 'running';
   }
 
-  /** Calls `stop` on every started plugin in reverse start order. Errors are logged, never thrown. Idempotent. */
+  /**
+   * Calls `stop` on every started plugin in reverse start order, then disposes the container (tsyringe calls
+   * `dispose()` on disposable instances it holds). Errors are logged, never thrown. Idempotent.
+   */
   async stop(): Promise<void> {
     if (this.#state === 'stopped' || this.#state === 'stopping') return;
     this.#state = 'stopping';
     await this.#stopStarted();
+    await Promise.resolve(this.#container.dispose()).catch((error: unknown) => this.#log.error('disposing the container failed', { error: error as Error }));
     this.#state = 'stopped';
   }
 
@@ -157,8 +163,13 @@ export class Kernel {
     }
 
     try {
+      // A scope of its own that holds exactly what the plugin requires: it can reach nothing else of the kernel.
+      const scope = this.#container.createChildContainer();
       const services: Record<string, unknown> = {};
-      for (const [as, token] of Object.entries(plugin.requires ?? {})) services[as] = this.#resolveById(token);
+      for (const [as, token] of Object.entries(plugin.requires ?? {})) {
+        scope.register(token.key, { useValue: this.#resolveById(token) });
+        services[as] = scope.resolve(token.key);
+      }
       const result = await plugin.create({
         config: this.config.pluginConfigs.get(name),
         services,

@@ -206,4 +206,19 @@ describe('kernel', () => {
     assert.equal(got, kernel.get(storageBackendToken));
     await stop();
   });
+
+  it('keeps two kernels in one process apart: each resolves its own instances only', async () => {
+    const a = memoryStorage();
+    const b = memoryStorage();
+    const one = await startTestKernel({ overrides: [{ token: storageBackendToken, value: a }] });
+    const two = await startTestKernel({ overrides: [{ token: storageBackendToken, value: b }] });
+    try {
+      assert.equal(one.kernel.get(storageBackendToken), a);
+      assert.equal(two.kernel.get(storageBackendToken), b);
+      assert.notEqual(one.kernel.get(healthCheckToken)[0], two.kernel.get(healthCheckToken)[0], 'plugin instances are per kernel');
+    } finally {
+      await one.stop();
+      await two.stop();
+    }
+  });
 });
