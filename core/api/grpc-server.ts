@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Server, ServerCredentials, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { RootConfig } from '../config/root-schema.js';
 import { WsdError } from '../errors.js';
-import { serviceConstructor, wsdProtos } from './proto.js';
+import { serviceConstructor } from './proto.js';
+import { addReflectionToServer } from './reflection.js';
 
 export const contentServiceName = 'wsdaemon.WorkspaceContentService';
 export const adminServiceName = 'wsd.v1.AdminService';
@@ -22,7 +22,8 @@ export class GrpcServer {
     this.#server.addService(serviceConstructor(contentServiceName).service, handlers.content);
     this.#server.addService(serviceConstructor(adminServiceName).service, handlers.admin);
     this.#health.addToServer(this.#server);
-    new ReflectionService(wsdProtos().definition).addToServer(this.#server);
+    // v1 and v1alpha, answering from descriptors built from the .proto files (see reflection.ts), not proto-loader's.
+    addReflectionToServer(this.#server);
   }
 
   /** Binds `api.address` and returns the bound `host:port`. */

@@ -7,13 +7,13 @@ import { WsdError, isWsdError, toWsdError } from '../../core/errors.js';
 /** What a plugin that bundles its own copy of wsd throws: another class, the same brand. */
 class BundledWsdError extends Error {
   override readonly name = 'WsdError';
-  readonly [Symbol.for('wsd.error.v1')] = true;
   constructor(
     readonly code: string,
     message: string,
     readonly field?: string,
   ) {
     super(message);
+    Object.defineProperty(this, Symbol.for('wsd.error.v1'), { value: true });
   }
 }
 
