@@ -47,8 +47,10 @@ export { insideFolder, resolveInside, realFolderInside, makeRealFolders, createE
 export { makeFolders } from './fs/make-folders.js';
 export { retry, transientHttpStatus, type RetryOptions } from './retry.js';
 export { DigestStream } from './content/digest-stream.js';
+export { runGit, git, gitFailure, checkoutUser, type GitOptions, type GitResult } from './content/git.js';
+export { parseSnapshotName } from './content/backup-store.js';
 export { spawnTracked } from './process/child-processes.js';
-export { AddressPolicy, defaultDeniedNetworks, guardedLookup, redactUrl } from './net/address-policy.js';
+export { AddressPolicy, defaultDeniedNetworks, guardedLookup, parseIp, redactUrl, redactUrlsIn } from './net/address-policy.js';
 export { guardedGet } from './net/guarded-get.js';
 export { scrubSecrets, redactValue } from './observability/redact.js';
 export type { Logger, LogFields } from './observability/logger.js';

@@ -1,5 +1,5 @@
 import { statfs } from 'node:fs/promises';
-import type { HealthCheck, HealthResult } from '../../../core/health/health-check.js';
+import { type HealthCheck, type HealthResult } from '../../../core/plugin-api.js';
 
 export interface DiskSpaceOptions {
   dir: string;

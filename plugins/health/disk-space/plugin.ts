@@ -1,8 +1,6 @@
 import { z } from 'zod';
-import { pathsToken } from '../../../core/kernel/core-tokens.js';
-import { definePlugin } from '../../../core/kernel/plugin.js';
-import { sizeSchema } from '../../../core/config/size-schema.js';
 import { DiskSpaceHealthCheck } from './disk-space-health-check.js';
+import { definePlugin, pathsToken, sizeSchema } from '../../../core/plugin-api.js';
 
 export const diskSpaceHealthPlugin = definePlugin({
   kind: 'health',

@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { pathsToken } from '../../../core/kernel/core-tokens.js';
-import { definePlugin } from '../../../core/kernel/plugin.js';
 import { WorkingAreaHealthCheck } from './working-area-health-check.js';
+import { definePlugin, pathsToken } from '../../../core/plugin-api.js';
 
 export const workingAreaHealthPlugin = definePlugin({
   kind: 'health',

@@ -1,8 +1,7 @@
 import { open, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import type { HealthCheck, HealthResult } from '../../../core/health/health-check.js';
-import { makeFolders } from '../../../core/fs/make-folders.js';
+import { makeFolders, type HealthCheck, type HealthResult } from '../../../core/plugin-api.js';
 
 /**
  * The working area exists, is a folder, and takes a small durable write. Catches a read-only remount, a full disk

@@ -1,5 +1,4 @@
-import { WsdError } from '../../../core/errors.js';
-import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
+import { WsdError, type ContentInitializer, type InitializeOptions, type InitializeResult } from '../../../core/plugin-api.js';
 
 export interface FromBackupSpec {
   checkout_location?: string;

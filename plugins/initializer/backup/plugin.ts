@@ -1,5 +1,5 @@
-import { definePlugin } from '../../../core/kernel/plugin.js';
 import { BackupContentInitializer } from './backup-content-initializer.js';
+import { definePlugin } from '../../../core/plugin-api.js';
 
 export const backupInitializerPlugin = definePlugin({
   kind: 'initializer',

@@ -1,5 +1,4 @@
-import { WsdError, isWsdError } from '../../../core/errors.js';
-import type { ContentInitializer, ContentSource, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
+import { isWsdError, WsdError, type ContentInitializer, type ContentSource, type InitializeOptions, type InitializeResult } from '../../../core/plugin-api.js';
 
 /** A `WorkspaceInitializer` message as the API delivers it: one field set, named by `spec`. */
 export interface InitializerMessage {

@@ -1,5 +1,5 @@
-import { definePlugin } from '../../../core/kernel/plugin.js';
 import { CompositeContentInitializer } from './composite-content-initializer.js';
+import { definePlugin } from '../../../core/plugin-api.js';
 
 export const compositeInitializerPlugin = definePlugin({
   kind: 'initializer',

@@ -5,13 +5,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DigestStream } from '../../../core/content/digest-stream.js';
-import { createExclusive, insideFolder, makeRealFolders } from '../../../core/content/inside-folder.js';
-import { isWsdError, WsdError } from '../../../core/errors.js';
-import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
-import { AddressPolicy, guardedLookup, redactUrl, redactUrlsIn } from '../../../core/net/address-policy.js';
-import type { Logger } from '../../../core/observability/logger.js';
-import { retry, transientHttpStatus } from '../../../core/retry.js';
+import { AddressPolicy, createExclusive, DigestStream, guardedLookup, insideFolder, isWsdError, makeRealFolders, redactUrl, redactUrlsIn, retry, transientHttpStatus, WsdError, type ContentInitializer, type InitializeOptions, type InitializeResult, type Logger } from '../../../core/plugin-api.js';
 
 export interface DownloadSpec {
   files?: Array<{ url?: string; file_path?: string; digest?: string }>;

@@ -1,8 +1,6 @@
 import { z } from 'zod';
-import { durationSchema } from '../../../core/config/root-schema.js';
-import { networkPolicyFields } from '../../../core/config/network-schema.js';
-import { definePlugin } from '../../../core/kernel/plugin.js';
 import { DownloadContentInitializer } from './download-content-initializer.js';
+import { definePlugin, durationSchema, networkPolicyFields } from '../../../core/plugin-api.js';
 
 export const downloadInitializerPlugin = definePlugin({
   kind: 'initializer',

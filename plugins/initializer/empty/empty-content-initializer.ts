@@ -1,4 +1,4 @@
-import type { ContentInitializer, InitializeResult } from '../../../core/initializer/content-initializer.js';
+import { type ContentInitializer, type InitializeResult } from '../../../core/plugin-api.js';
 
 /** Leaves the workspace folder empty: the `empty` initializer of the API. */
 export class EmptyContentInitializer implements ContentInitializer<Record<string, never>> {

@@ -1,5 +1,5 @@
-import { definePlugin } from '../../../core/kernel/plugin.js';
 import { EmptyContentInitializer } from './empty-content-initializer.js';
+import { definePlugin } from '../../../core/plugin-api.js';
 
 export const emptyInitializerPlugin = definePlugin({
   kind: 'initializer',

@@ -1,5 +1,5 @@
-import { WsdError } from '../../../core/errors.js';
 import { OneTimeSecrets } from './one-time-secret.js';
+import { WsdError } from '../../../core/plugin-api.js';
 
 export interface GitAuthSpec {
   remote_uri?: string;

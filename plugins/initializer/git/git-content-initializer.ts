@@ -1,15 +1,9 @@
 import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { git, runGit, gitFailure, type GitOptions } from '../../../core/content/git.js';
-import { realFolderInside, resolveInside } from '../../../core/content/inside-folder.js';
-import { WsdError } from '../../../core/errors.js';
-import { spawnTracked } from '../../../core/process/child-processes.js';
-import { retry } from '../../../core/retry.js';
-import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
-import type { Logger } from '../../../core/observability/logger.js';
 import { gitAuth } from './credentials.js';
 import { checkBranch, checkCommit, checkCustomConfig, checkRemote, defaultGitRemotePolicy, networksOf, protocolEnv, type GitRemotePolicy } from './git-policy.js';
 import { OneTimeSecrets } from './one-time-secret.js';
+import { git, gitFailure, realFolderInside, resolveInside, retry, runGit, spawnTracked, WsdError, type ContentInitializer, type GitOptions, type InitializeOptions, type InitializeResult, type Logger } from '../../../core/plugin-api.js';
 
 /** The API's GitInitializer, as delivered (proto field names, enums as names). */
 export interface GitSpec {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { networkPolicyFields } from '../../../core/config/network-schema.js';
 import { gitProtocols, isForbiddenConfigKey, type GitRemotePolicy } from './git-policy.js';
+import { networkPolicyFields } from '../../../core/plugin-api.js';
 
 /** Config fields of a {@link GitRemotePolicy}, shared by the git and prebuild plugins. */
 export const gitRemotePolicyFields = {

@@ -1,8 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { lstat, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { WsdError } from '../../../core/errors.js';
-import { AddressPolicy, parseIp } from '../../../core/net/address-policy.js';
+import { AddressPolicy, parseIp, WsdError } from '../../../core/plugin-api.js';
 
 /**
  * What a request may ask git to do. Every field of a git spec comes from a user in the end, and git runs on the

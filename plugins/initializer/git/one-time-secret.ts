@@ -1,7 +1,4 @@
-import { WsdError, isWsdError } from '../../../core/errors.js';
-import { AddressPolicy } from '../../../core/net/address-policy.js';
-import { guardedGet } from '../../../core/net/guarded-get.js';
-import { retry, transientHttpStatus } from '../../../core/retry.js';
+import { AddressPolicy, guardedGet, isWsdError, retry, transientHttpStatus, WsdError } from '../../../core/plugin-api.js';
 
 /**
  * Fetches `user:password` from a one-time-secret URL. The URL works once, so the answer is cached per URL for this

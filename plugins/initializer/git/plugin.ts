@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { durationSchema } from '../../../core/config/root-schema.js';
-import { definePlugin } from '../../../core/kernel/plugin.js';
 import { GitContentInitializer } from './git-content-initializer.js';
 import { checkGitRemotePolicy, gitRemotePolicyFields, gitRemotePolicyOf } from './git-policy-schema.js';
+import { definePlugin, durationSchema } from '../../../core/plugin-api.js';
 
 export const gitInitializerPlugin = definePlugin({
   kind: 'initializer',

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { definePlugin } from '../../../core/kernel/plugin.js';
 import { checkGitRemotePolicy, gitRemotePolicyFields, gitRemotePolicyOf } from '../git/git-policy-schema.js';
 import { PrebuildContentInitializer } from './prebuild-content-initializer.js';
+import { definePlugin } from '../../../core/plugin-api.js';
 
 export const prebuildInitializerPlugin = definePlugin({
   kind: 'initializer',

@@ -1,14 +1,10 @@
 import { lstat, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parseSnapshotName } from '../../../core/content/backup-store.js';
-import { git, runGit, gitFailure, type GitOptions } from '../../../core/content/git.js';
-import { resolveInside } from '../../../core/content/inside-folder.js';
-import { WsdError, isWsdError } from '../../../core/errors.js';
-import type { ContentInitializer, InitializeOptions, InitializeResult, InitializerStats } from '../../../core/initializer/content-initializer.js';
 import { gitAuth } from '../git/credentials.js';
 import type { GitSpec } from '../git/git-content-initializer.js';
 import { checkBranch, checkCommit, checkRemote, defaultGitRemotePolicy, isKeptRepositoryKey, networksOf, protocolEnv, type GitRemotePolicy } from '../git/git-policy.js';
 import { OneTimeSecrets } from '../git/one-time-secret.js';
+import { git, gitFailure, isWsdError, parseSnapshotName, resolveInside, runGit, WsdError, type ContentInitializer, type GitOptions, type InitializeOptions, type InitializeResult, type InitializerStats } from '../../../core/plugin-api.js';
 
 export interface PrebuildSpec {
   prebuild?: { snapshot?: string; from_volume_snapshot?: boolean } | null;

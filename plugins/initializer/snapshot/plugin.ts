@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { definePlugin } from '../../../core/kernel/plugin.js';
 import { SnapshotContentInitializer } from './snapshot-content-initializer.js';
+import { definePlugin } from '../../../core/plugin-api.js';
 
 export const snapshotInitializerPlugin = definePlugin({
   kind: 'initializer',

@@ -1,6 +1,4 @@
-import { parseSnapshotName } from '../../../core/content/backup-store.js';
-import { WsdError } from '../../../core/errors.js';
-import type { ContentInitializer, InitializeOptions, InitializeResult } from '../../../core/initializer/content-initializer.js';
+import { parseSnapshotName, WsdError, type ContentInitializer, type InitializeOptions, type InitializeResult } from '../../../core/plugin-api.js';
 
 export interface SnapshotSpec {
   snapshot?: string;
