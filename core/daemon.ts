@@ -58,12 +58,13 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     const owner = ws.uid !== undefined && root ? { uid: ws.uid, gid: ws.gid ?? ws.uid } : undefined;
     if (ws.uid !== undefined && !root) log.warn('workspaces.uid ignored: wsd is not running as root', { uid: ws.uid });
     const storage = kernel.get(storageBackendToken);
+    const initializers = new InitializerRegistry(kernel.get(contentInitializerToken));
     const workspaces = new WorkspaceService({
       workingArea: config.paths.workingArea,
       stateDir: config.paths.stateDir,
       storage,
       quota: kernel.get(quotaStrategyToken),
-      initializers: new InitializerRegistry(kernel.get(contentInitializerToken)),
+      initializers,
       backups: new BackupStore(storage, log, {
         keep: backup.keep,
         compressionLevel: backup.compressionLevel,
@@ -72,7 +73,7 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
         ...(backup.hmacKey ? { hmacKey: Buffer.from(backup.hmacKey, 'utf8') } : {}),
         acceptUnsignedManifests: backup.acceptUnsignedManifests,
       }),
-      gitStatus: (folder, record) => workspaceGitStatus(folder, record.initializer, owner),
+      gitStatus: (folder, record) => workspaceGitStatus(folder, record.initializer, initializers, owner),
       settings: {
         readyMarker: ws.readyMarker,
         backupWins: ws.backupWins,

@@ -31,6 +31,7 @@ export * from './storage/storage-backend.js';
 export * from './quota/quota-strategy.js';
 export * from './initializer/content-initializer.js';
 export * from './initializer/archive-service.js';
+export * from './initializer/specs.js';
 export * from './health/health-check.js';
 
 // Errors: a closed set of codes, recognised by brand.

@@ -4,6 +4,7 @@ import type { GitStatusReport, InitRequest, WorkspaceService } from '../workspac
 import type { GitStatus } from './generated/contentservice/GitStatus.js';
 import type { InitWorkspaceRequest__Output } from './generated/wsdaemon/InitWorkspaceRequest.js';
 import type { WorkspaceContentServiceHandlers } from './generated/wsdaemon/WorkspaceContentService.js';
+import { toInitializerRef } from './initializer-specs.js';
 import { unary } from './unary.js';
 
 /** `wsdaemon.WorkspaceContentService`: thin translation between the wire contract and WorkspaceService. */
@@ -31,15 +32,13 @@ export function contentServiceHandlers(workspaces: WorkspaceService, log: Logger
 export function toInitRequest(request: InitWorkspaceRequest__Output): InitRequest {
   const id = required(request.id, 'id');
   if (!request.metadata) throw new WsdError('INVALID_ARGUMENT', 'metadata is required', { field: 'metadata' });
-  const kind = request.initializer?.spec;
-  if (!request.initializer || !kind) {
-    throw new WsdError('INVALID_ARGUMENT', 'initializer is required (one of empty, git, snapshot, prebuild, composite, download, backup)', { field: 'initializer' });
-  }
+  // Wire → domain here, and only here: plugins never see proto-loader output.
+  const initializer = toInitializerRef(request.initializer);
   return {
     id,
     owner: required(request.metadata.owner, 'metadata.owner'),
     metaId: required(request.metadata.meta_id, 'metadata.meta_id'),
-    initializer: { kind, spec: request.initializer[kind] ?? {} },
+    initializer,
     remoteStorageDisabled: request.remote_storage_disabled,
     storageQuotaBytes: request.storage_quota_bytes,
   };

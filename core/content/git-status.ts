@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { checkoutUser, runGit } from './git.js';
 import { realFolderInside } from './inside-folder.js';
+import type { InitializerLookup } from '../initializer/content-initializer.js';
 import type { GitStatusReport } from '../workspace/workspace-service.js';
 
 /** Lists are capped so a huge dirty tree cannot blow up a response; the totals say how many there were. */
@@ -101,33 +102,24 @@ async function statusOf(checkout: string, gitDir: string, user: { uid: number; g
   };
 }
 
-/** The first checkout location named by an initializer spec (git, composite, prebuild), relative to the folder. */
-export function firstCheckoutLocation(initializer: { kind: string; spec: unknown }): string | undefined {
-  const spec = initializer.spec as Record<string, unknown> | undefined;
-  if (!spec) return undefined;
-  if (initializer.kind === 'git') return (spec.checkout_location as string | undefined) ?? '';
-  if (initializer.kind === 'prebuild') {
-    const first = (spec.git as Array<Record<string, unknown>> | undefined)?.[0];
-    return first ? ((first.checkout_location as string | undefined) ?? '') : undefined;
-  }
-  if (initializer.kind === 'backup') return (spec.checkout_location as string | undefined) || undefined;
-  if (initializer.kind === 'composite') {
-    for (const child of (spec.initializer as Array<Record<string, unknown>> | undefined) ?? []) {
-      const kind = child.spec as string | undefined;
-      if (!kind) continue;
-      const found = firstCheckoutLocation({ kind, spec: child[kind] });
-      if (found !== undefined) return found;
-    }
-  }
-  return undefined;
-}
-
 /**
- * The status DisposeWorkspace reports for a workspace: its first checkout location (or the folder itself), read as
- * `user`. A location outside the folder is never read.
+ * The status DisposeWorkspace reports for a workspace: the first checkout location its initializer plugin names
+ * (`checkoutLocations`; the folder itself when it names none), read as `user`. A location outside the folder is
+ * never read. Core does not parse plugin specs: the plugin that owns the spec says where its checkouts are.
  */
-export async function workspaceGitStatus(folder: string, initializer: { kind: string; spec: unknown }, user?: { uid: number; gid: number }): Promise<GitStatusReport | undefined> {
-  const location = firstCheckoutLocation(initializer);
+export async function workspaceGitStatus(
+  folder: string,
+  initializer: { kind: string; spec: unknown },
+  initializers: InitializerLookup,
+  user?: { uid: number; gid: number },
+): Promise<GitStatusReport | undefined> {
+  let location: string | undefined;
+  try {
+    const plugin = initializers.get(initializer.kind);
+    location = plugin.checkoutLocations?.(initializer.spec, initializers)[0];
+  } catch {
+    location = undefined; // the kind is no longer enabled: read the folder itself
+  }
   // Resolved on disk: the user may have replaced the checkout by a symlink to another folder of the node.
   const checkout = location === undefined ? folder : await realFolderInside(folder, location);
   if (checkout === undefined) return undefined;

@@ -20,6 +20,17 @@ export interface ContentInitializer<Spec = unknown> {
   /** The initializer kind this handles, as named in the API's `WorkspaceInitializer.spec` oneof. */
   readonly kind: string;
   initialize(options: InitializeOptions<Spec>): Promise<InitializeResult>;
+  /**
+   * A copy of `spec` fit to persist and log: every credential the kind's spec can carry replaced. Core persists
+   * the spec (the state file) only through this, then scrubs URL credentials and presigned queries on top. Kinds
+   * whose spec holds no secrets may leave it out. Composite kinds redact their children through `initializers`.
+   */
+  redact?(spec: Spec, initializers: InitializerLookup): unknown;
+  /**
+   * The checkout locations the spec creates, relative to the workspace folder, first one first (`''` is the folder
+   * itself): where DisposeWorkspace reads the git status. Kinds that create no checkout leave it out.
+   */
+  checkoutLocations?(spec: Spec, initializers: InitializerLookup): string[];
 }
 
 export interface InitializeOptions<Spec = unknown> {

@@ -79,8 +79,8 @@ describeContentInitializerConformance('composite', {
   abortable: true,
   create: () => new CompositeContentInitializer(),
   helpers: () => [new EmptyContentInitializer(), git()],
-  valid: async () => ({ spec: { initializer: [{ spec: 'empty', empty: {} }, { spec: 'git', git: { remote_uri: repos.url('project'), checkout_location: 'a' } }] } }),
-  invalid: { initializer: [{ spec: 'git', git: { remote_uri: 'file:///x', checkout_location: '/abs' } }] },
+  valid: async () => ({ spec: { initializer: [{ kind: 'empty', spec: {} }, { kind: 'git', spec: { remote_uri: repos.url('project'), checkout_location: 'a' } }] } }),
+  invalid: { initializer: [{ kind: 'git', spec: { remote_uri: 'file:///x', checkout_location: '/abs' } }] },
 });
 
 describeContentInitializerConformance('prebuild', {

@@ -841,15 +841,15 @@ describe('property: initializer specs from requests', { concurrency: false }, ()
     const { message } = fc.letrec((tie) => ({
       message: fc.oneof(
         { depthSize: 'small', maxDepth: 3 },
-        fc.constant<unknown>({ spec: 'empty', empty: {} }),
-        fc.record({ spec: fc.constant('git'), git: gitSpecArb() }, { noNullPrototype: true }),
-        fc.record({ spec: fc.constant('download'), download: downloadSpecArb() }, { noNullPrototype: true }),
-        fc.record({ spec: fc.constant('snapshot'), snapshot: snapshotSpecArb() }, { noNullPrototype: true }),
+        fc.constant<unknown>({ kind: 'empty', spec: {} }),
+        fc.record({ kind: fc.constant('git'), spec: gitSpecArb() }, { noNullPrototype: true }),
+        fc.record({ kind: fc.constant('download'), spec: downloadSpecArb() }, { noNullPrototype: true }),
+        fc.record({ kind: fc.constant('snapshot'), spec: snapshotSpecArb() }, { noNullPrototype: true }),
         fc.record(
-          { spec: fc.constant('composite'), composite: fc.record({ initializer: fc.array(tie('message'), { maxLength: 3 }) }, { requiredKeys: [], noNullPrototype: true }) },
+          { kind: fc.constant('composite'), spec: fc.record({ initializer: fc.array(tie('message'), { maxLength: 3 }) }, { requiredKeys: [], noNullPrototype: true }) },
           { noNullPrototype: true },
         ),
-        fc.constantFrom<unknown>(null, {}, { spec: '' }, { spec: 'git' }, { spec: 'git', git: null }, { spec: 'backup', backup: {} }, { spec: 'prebuild', prebuild: {} }, { spec: 'nope' }, { spec: '__proto__' }, { spec: 'constructor' }, { spec: 'toString' }),
+        fc.constantFrom<unknown>(null, {}, { kind: '' }, { kind: 'git' }, { kind: 'git', spec: null }, { kind: 'backup', spec: {} }, { kind: 'prebuild', spec: {} }, { kind: 'nope' }, { kind: '__proto__' }, { kind: 'constructor' }, { kind: 'toString' }),
       ),
     }));
     return fc.array(message, { maxLength: 4 }).map((initializer) => ({ initializer }));

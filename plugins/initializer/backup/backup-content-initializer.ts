@@ -23,4 +23,8 @@ export class BackupContentInitializer implements ContentInitializer<FromBackupSp
     await archives.restore(manifest, dir, signal, { ...(quotaBytes ? { quotaBytes } : {}) });
     return { source: 'from-backup', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes: manifest.bytesUncompressed }] };
   }
+
+  checkoutLocations(spec: FromBackupSpec): string[] {
+    return spec.checkout_location ? [spec.checkout_location] : [];
+  }
 }

@@ -19,7 +19,7 @@ describe('initializer/composite', () => {
   it('runs children in order and reports the strongest source', async () => {
     const calls: string[] = [];
     const run = initializerRun(
-      { initializer: [{ spec: 'empty', empty: { tag: '1' } }, { spec: 'backup', backup: { tag: '2' } }, { spec: 'empty', empty: { tag: '3' } }] },
+      { initializer: [{ kind: 'empty', spec: { tag: '1' } }, { kind: 'backup', spec: { tag: '2' } }, { kind: 'empty', spec: { tag: '3' } }] },
       { initializers: [recorder('empty', calls) as ContentInitializer, recorder('backup', calls) as ContentInitializer] },
     );
     const result = await new CompositeContentInitializer().initialize(run.options);
@@ -31,7 +31,7 @@ describe('initializer/composite', () => {
   it('stops at the first failure and names the child', async () => {
     const calls: string[] = [];
     const run = initializerRun(
-      { initializer: [{ spec: 'empty', empty: { tag: '1' } }, { spec: 'git', git: { tag: '2' } }, { spec: 'empty', empty: { tag: '3' } }] },
+      { initializer: [{ kind: 'empty', spec: { tag: '1' } }, { kind: 'git', spec: { tag: '2' } }, { kind: 'empty', spec: { tag: '3' } }] },
       { initializers: [recorder('empty', calls) as ContentInitializer, recorder('git', calls, true) as ContentInitializer] },
     );
     await assert.rejects(new CompositeContentInitializer().initialize(run.options), (e: WsdError) => {

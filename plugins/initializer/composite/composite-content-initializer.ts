@@ -1,14 +1,4 @@
-import { isWsdError, WsdError, type ContentInitializer, type ContentSource, type InitializeOptions, type InitializeResult } from '../../../core/plugin-api.js';
-
-/** A `WorkspaceInitializer` message as the API delivers it: one field set, named by `spec`. */
-export interface InitializerMessage {
-  spec?: string;
-  [kind: string]: unknown;
-}
-
-export interface CompositeSpec {
-  initializer?: InitializerMessage[];
-}
+import { isWsdError, WsdError, type CompositeSpec, type ContentInitializer, type ContentSource, type InitializeOptions, type InitializeResult, type InitializerLookup } from '../../../core/plugin-api.js';
 
 /** Priority when children disagree: restoring user work says more about the content than cloning does. */
 const sourceRank: Record<ContentSource, number> = { 'from-backup': 2, 'from-prebuild': 1, 'from-other': 0 };
@@ -24,12 +14,12 @@ export class CompositeContentInitializer implements ContentInitializer<Composite
     const stats: InitializeResult['stats'] = [];
     for (const [index, child] of children.entries()) {
       const field = `initializer.composite.initializer[${index}]`;
-      const kind = child?.spec;
+      const kind = child?.kind;
       if (!kind) throw new WsdError('INVALID_ARGUMENT', `${field} has no initializer set`, { field });
       options.signal.throwIfAborted();
       let result: InitializeResult;
       try {
-        result = await options.initializers.get(kind).initialize({ ...options, spec: child[kind] ?? {} });
+        result = await options.initializers.get(kind).initialize({ ...options, spec: child.spec ?? {} });
       } catch (error) {
         if (isWsdError(error)) throw new WsdError(error.code, `${field} (${kind}): ${error.message}`, { cause: error, field: error.field ?? field });
         throw error;
@@ -38,5 +28,22 @@ export class CompositeContentInitializer implements ContentInitializer<Composite
       stats.push(...result.stats);
     }
     return { source, stats };
+  }
+
+  redact(spec: CompositeSpec, initializers: InitializerLookup): CompositeSpec {
+    return { initializer: (spec.initializer ?? []).map((child) => ({ kind: child.kind, spec: childOf(child.kind, initializers)?.redact?.(child.spec, initializers) ?? child.spec })) };
+  }
+
+  checkoutLocations(spec: CompositeSpec, initializers: InitializerLookup): string[] {
+    return (spec.initializer ?? []).flatMap((child) => childOf(child.kind, initializers)?.checkoutLocations?.(child.spec, initializers) ?? []);
+  }
+}
+
+/** A child's initializer, or undefined when its kind is not enabled (a record persisted before it was disabled). */
+function childOf(kind: string, initializers: InitializerLookup): ContentInitializer | undefined {
+  try {
+    return initializers.get(kind);
+  } catch {
+    return undefined;
   }
 }

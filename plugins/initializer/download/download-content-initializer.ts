@@ -202,6 +202,11 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
       request.end();
     });
   }
+
+  /** Download URLs may be presigned: persisted without userinfo, query or fragment. */
+  redact(spec: DownloadSpec): DownloadSpec {
+    return { ...spec, ...(spec.files ? { files: spec.files.map((file) => (file.url ? { ...file, url: redactUrl(file.url) } : file)) } : {}) };
+  }
 }
 
 /** The request's URL, or INVALID_ARGUMENT: missing, not a URL, or not http(s). The value is never echoed. */

@@ -130,6 +130,22 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
     });
   }
 
+
+  /** Credentials out (the password and the one-time-secret URL); core scrubs URL userinfo on top. */
+  redact(spec: GitSpec): GitSpec {
+    return redactGitSpec(spec);
+  }
+
+  checkoutLocations(spec: GitSpec): string[] {
+    return [spec.checkout_location ?? ''];
+  }
+}
+
+/** A git spec without its credentials (also used by prebuild for its git specs). */
+export function redactGitSpec(spec: GitSpec): GitSpec {
+  if (!spec.config) return spec;
+  const { auth_password, auth_ots, ...config } = spec.config;
+  return { ...spec, config: { ...config, ...(auth_password ? { auth_password: '(redacted)' } : {}), ...(auth_ots ? { auth_ots: '(redacted)' } : {}) } };
 }
 
 /** Submodules nested deeper than this are left uninitialized (with a warning). */

@@ -1,7 +1,7 @@
 import { lstat, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { gitAuth } from '../git/credentials.js';
-import type { GitSpec } from '../git/git-content-initializer.js';
+import { redactGitSpec, type GitSpec } from '../git/git-content-initializer.js';
 import { checkBranch, checkCommit, checkRemote, defaultGitRemotePolicy, isKeptRepositoryKey, networksOf, protocolEnv, type GitRemotePolicy } from '../git/git-policy.js';
 import { OneTimeSecrets } from '../git/one-time-secret.js';
 import { git, gitFailure, isWsdError, parseSnapshotName, resolveInside, runGit, WsdError, type ContentInitializer, type GitOptions, type InitializeOptions, type InitializeResult, type InitializerStats } from '../../../core/plugin-api.js';
@@ -112,6 +112,14 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
         await local('checkout', '-B', target!, '--');
         break;
     }
+  }
+
+  redact(spec: PrebuildSpec): PrebuildSpec {
+    return spec.git ? { ...spec, git: spec.git.map(redactGitSpec) } : spec;
+  }
+
+  checkoutLocations(spec: PrebuildSpec): string[] {
+    return (spec.git ?? []).map((git) => git.checkout_location ?? '');
   }
 }
 
