@@ -9,12 +9,13 @@
 
 /** `scheme://user:pass@` → `scheme://***@`; the query and fragment of http(s) URLs → `?***`. */
 export function scrubSecrets(text: string): string {
-  if (!text.includes('://')) return text;
-  // Quotes do not end a URL here: `gh'TOKEN` is a valid userinfo, `o'brien.tgz?sig=…` a valid path. Scrubbing a
-  // little too much of a message is fine; leaving a token is not.
+  if (!/:\/|https?:/i.test(text)) return text;
+  // Quotes do not end a URL here: `gh'TOKEN` is a valid userinfo, `o'brien.tgz?sig=…` a valid path. The userinfo
+  // runs to the *last* `@` of the authority (a password may hold `@`), and `http:/host` or `http:host` are URLs to
+  // the WHATWG parser too. Scrubbing a little too much of a message is fine; leaving a token is not.
   return text
-    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s<>]+@/gi, '$1***@')
-    .replace(/\b(https?:\/\/[^\s<>?#]*)[?#][^\s<>]*/gi, '$1?***');
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s<>?#]*@/gi, '$1***@')
+    .replace(/\b(https?:\/{0,2}[^\s<>?#]*)[?#][^\s<>]*/gi, '$1?***');
 }
 
 /** Field names whose values are credentials, at any depth of a persisted or logged object. */

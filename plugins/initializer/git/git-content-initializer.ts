@@ -143,9 +143,24 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
 
 /** A git spec without its credentials (also used by prebuild for its git specs). */
 export function redactGitSpec(spec: GitSpec): GitSpec {
-  if (!spec.config) return spec;
-  const { auth_password, auth_ots, ...config } = spec.config;
-  return { ...spec, config: { ...config, ...(auth_password ? { auth_password: '(redacted)' } : {}), ...(auth_ots ? { auth_ots: '(redacted)' } : {}) } };
+  const out: GitSpec = { ...spec };
+  if (spec.remote_uri) out.remote_uri = withoutUserinfo(spec.remote_uri);
+  if (spec.upstream_Remote_uri) out.upstream_Remote_uri = withoutUserinfo(spec.upstream_Remote_uri);
+  if (spec.config) {
+    const { auth_password, auth_ots, ...config } = spec.config;
+    out.config = { ...config, ...(auth_password ? { auth_password: '(redacted)' } : {}), ...(auth_ots ? { auth_ots: '(redacted)' } : {}) };
+  }
+  return out;
+}
+
+/** A URL without its user name and password, parsed the way git's URL was checked (`user:p@ss@host`). */
+function withoutUserinfo(uri: string): string {
+  if (!URL.canParse(uri)) return uri;
+  const url = new URL(uri);
+  if (!url.username && !url.password) return uri;
+  url.username = '';
+  url.password = '';
+  return url.href;
 }
 
 /** Submodules nested deeper than this are left uninitialized (with a warning). */
