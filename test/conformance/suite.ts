@@ -7,9 +7,14 @@ import { after, before, describe, it } from 'node:test';
  *
  * ```ts
  * describe(suite.name, () => {
- *   beforeAll(() => suite.setup?.());
+ *   beforeAll(() => suite.setup?.(), 120_000);
  *   afterAll(() => suite.teardown?.());
- *   for (const c of suite.cases) it(c.name, () => runCase(c), c.timeoutMs);
+ *   for (const c of suite.cases) {
+ *     it(c.name, async (ctx) => {
+ *       const { skipped } = await runCase(c);
+ *       if (skipped !== undefined) ctx.skip(); // vitest; jest has no runtime skip: log it instead
+ *     }, c.timeoutMs ?? 30_000);
+ *   }
  * });
  * ```
  *
