@@ -1,4 +1,4 @@
-import { chown, rename, rm } from 'node:fs/promises';
+import { chown, lstat, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { Gauge, Histogram, type Registry } from 'prom-client';
 import { BackupScheduler } from '../content/backup-scheduler.js';
@@ -9,7 +9,7 @@ import { WsdError, isWsdError, toWsdError } from '../errors.js';
 import type { InitializeResult, InitializerLookup } from '../initializer/content-initializer.js';
 import type { Logger } from '../observability/logger.js';
 import { redactValue, scrubSecrets } from '../observability/redact.js';
-import type { QuotaStrategy } from '../quota/quota-strategy.js';
+import { quotaHandleVersion, type QuotaHandle, type QuotaStrategy } from '../quota/quota-strategy.js';
 import type { StorageBackend } from '../storage/storage-backend.js';
 import { KeyedLock } from './keyed-lock.js';
 import { SessionStore } from './session-store.js';
@@ -107,6 +107,11 @@ export class WorkspaceService {
   readonly #entries = new Map<string, Entry>();
   /** Ids whose state file is unreadable → that file: nothing is done to them until an operator acts. */
   readonly #blocked = new Map<string, string>();
+  /**
+   * Ids whose persisted quota handle the configured strategy cannot take → why (ADR 0004): served without quota
+   * enforcement, never released (dispose is refused) until the strategy that made the handle is configured again.
+   */
+  readonly #detached = new Map<string, string>();
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #shutdown = new AbortController();
   readonly #log: Logger;
@@ -156,21 +161,28 @@ export class WorkspaceService {
   }
 
   /**
-   * Reloads every state file: ready workspaces are served again (quota re-attached), interrupted inits are wiped
-   * and marked failed (the workspace manager retries InitWorkspace; wsd does not replay an initializer whose
-   * credentials may have expired), interrupted disposals are finished in the background.
+   * Reloads every state file: quota handles go back to their strategy first, then ready workspaces are served
+   * again, interrupted inits are released (folder removed) and marked failed (the workspace manager retries
+   * InitWorkspace; wsd does not replay an initializer whose credentials may have expired), interrupted disposals
+   * are finished in the background.
    */
   async recover(): Promise<void> {
     const { records, unreadable } = await this.#store.loadAll();
     for (const { id, file } of unreadable) this.#blocked.set(id, file);
     for (const record of records) this.#entries.set(record.id, { record });
-    await this.#deps.quota.recover({ handles: records.filter((r) => r.quota && (r.state === 'ready' || r.state === 'disposing')).map((r) => r.quota!) });
+    await this.#recoverQuotas(records);
     for (const record of records) {
       const log = this.#log.child({ workspaceId: record.id });
       if (record.state === 'initializing') {
-        log.warn('init was interrupted by a restart; wiping and marking failed');
-        await this.#wipe(record);
-        await this.#update(record, { state: 'failed', quota: undefined, lastError: 'init was interrupted by a daemon restart' });
+        log.warn('init was interrupted by a restart; releasing its folder and marking failed');
+        const released = await this.#releaseQuota(record, log).then(
+          () => true,
+          (error: unknown) => {
+            log.error('cannot release the folder of the interrupted init; the record keeps its quota handle', { error: error as Error });
+            return false;
+          },
+        );
+        await this.#update(record, { state: 'failed', ...(released ? { quota: undefined } : {}), lastError: 'init was interrupted by a daemon restart' });
       } else if (record.state === 'disposing' || record.state === 'disposed') {
         log.info('finishing an interrupted dispose', { backup: record.dispose?.backup ?? false });
         this.#startDispose(this.#entries.get(record.id)!, record.dispose?.backup ?? false).catch((error: unknown) =>
@@ -178,7 +190,9 @@ export class WorkspaceService {
         );
       } else {
         log.info('workspace recovered', { state: record.state });
-        if (record.state === 'ready') this.#scheduler.add(record.id);
+        // A detached handle may be a volume nobody mounted again (a loop image after a reboot): a periodic backup
+        // of the empty mount point would become the latest backup. Explicit backups still run.
+        if (record.state === 'ready' && !this.#detached.has(record.id)) this.#scheduler.add(record.id);
       }
     }
   }
@@ -191,13 +205,18 @@ export class WorkspaceService {
     if (!Number.isSafeInteger(request.storageQuotaBytes) || request.storageQuotaBytes < 0) {
       throw new WsdError('INVALID_ARGUMENT', 'storage_quota_bytes must be a non-negative integer', { field: 'storage_quota_bytes' });
     }
-    this.#deps.initializers.get(request.initializer.kind); // an unknown kind fails before anything is created
+    const plugin = this.#deps.initializers.get(request.initializer.kind); // an unknown kind fails before anything is created
     if (this.#shutdown.signal.aborted) throw new WsdError('UNAVAILABLE', 'wsd is shutting down');
 
     this.#assertNotBlocked(request.id);
     const existing = this.#entries.get(request.id);
     if (existing && (existing.record.state !== 'failed' || existing.dispose)) {
       throw new WsdError('ALREADY_EXISTS', `workspace ${request.id} exists already (${existing.record.state})`);
+    }
+    // A failed attempt whose folder could not be released keeps its handle; this attempt releases it first.
+    const leftover = existing?.record.quota;
+    if (leftover && this.#detached.has(request.id)) {
+      throw new WsdError('FAILED_PRECONDITION', `workspace ${request.id}: the folder of a failed attempt cannot be released: ${this.#detached.get(request.id)}`);
     }
     const now = new Date().toISOString();
     const record: WorkspaceRecord = {
@@ -208,9 +227,12 @@ export class WorkspaceService {
       state: 'initializing',
       folder: path.join(this.#deps.workingArea, request.id),
       // Persisted without secrets: an interrupted init is not replayed (ADR 0002), so nothing needs them later.
-      initializer: { kind: request.initializer.kind, spec: redactSecrets(request.initializer.spec) },
+      // The plugin that owns the spec takes its credentials out; URL credentials and presigned queries are scrubbed
+      // on top, whatever the plugin knows.
+      initializer: { kind: request.initializer.kind, spec: redactSecrets(plugin.redact?.(request.initializer.spec, this.#deps.initializers) ?? request.initializer.spec) },
       remoteStorageDisabled: request.remoteStorageDisabled,
       storageQuotaBytes: request.storageQuotaBytes,
+      ...(leftover ? { quota: leftover } : {}),
       snapshots: [],
       createdAt: now,
       updatedAt: now,
@@ -277,8 +299,9 @@ export class WorkspaceService {
   }
 
   /**
-   * Final backup (when asked and remote storage is enabled), git status, quota release, folder removal. A second
-   * concurrent call waits for the first and gets its result.
+   * Final backup (when asked and remote storage is enabled), git status, then the quota strategy's release, which
+   * removes the folder. A second concurrent call waits for the first and gets its result. FAILED_PRECONDITION,
+   * with nothing changed, when the workspace's quota handle is detached (made by a strategy not configured now).
    */
   async dispose(id: string, options: { backup: boolean }): Promise<GitStatusReport | undefined> {
     assertValidWorkspaceId(id);
@@ -315,8 +338,9 @@ export class WorkspaceService {
     return this.#deps.gitStatus(record.folder, record).catch(() => undefined);
   }
 
+  /** What the quota strategy measures, for describe; nothing when it does not report usage or the handle is detached. */
   async quotaUsage(record: WorkspaceRecord): Promise<{ usedBytes?: number; limitBytes?: number }> {
-    if (!record.quota || record.state !== 'ready') return {};
+    if (!record.quota || record.state !== 'ready' || !this.#deps.quota.capabilities.reportsUsage || this.#detached.has(record.id)) return {};
     return this.#deps.quota.usage({ handle: record.quota }).catch(() => ({}));
   }
 
@@ -344,15 +368,23 @@ export class WorkspaceService {
   async #init(record: WorkspaceRecord, spec: unknown): Promise<void> {
     const log = this.#log.child({ workspaceId: record.id, op: 'init', initializer: record.initializer.kind });
     const started = Date.now();
+    const { quota: strategy } = this.#deps;
+    // Without soft limits the limit given to provision is the final one and there is no soft phase (ADR 0004).
+    const softPhase = strategy.capabilities.softLimits && record.storageQuotaBytes > 0;
     try {
       await this.#store.save(record);
-      const quota = await this.#deps.quota.provision({ workspaceId: record.id, dir: record.folder, limitBytes: record.storageQuotaBytes, signal: this.#shutdown.signal });
+      if (record.quota) {
+        await this.#releaseQuota(record, log);
+        await this.#update(record, { quota: undefined });
+      }
+      // The strategy creates the folder (refusing one that exists); from here on the folder is wsd's to remove.
+      const quota = await strategy.provision({ workspaceId: record.id, dir: record.folder, limitBytes: record.storageQuotaBytes, signal: this.#shutdown.signal });
       await this.#update(record, { quota });
       if (this.#settings.owner) await chown(record.folder, this.#settings.owner.uid, this.#settings.owner.gid);
       // Soft while restoring: a compressed backup can expand past a hard limit halfway through.
-      if (record.storageQuotaBytes > 0) record.quota = await this.#deps.quota.setLimit({ handle: quota, limitBytes: record.storageQuotaBytes, mode: 'soft' });
+      if (softPhase) record.quota = await strategy.setLimit({ handle: quota, limitBytes: record.storageQuotaBytes, mode: 'soft' });
       const result = await this.#fill(record, spec, log);
-      if (record.storageQuotaBytes > 0) record.quota = await this.#deps.quota.setLimit({ handle: record.quota!, limitBytes: record.storageQuotaBytes, mode: 'hard' });
+      if (softPhase) record.quota = await strategy.setLimit({ handle: record.quota!, limitBytes: record.storageQuotaBytes, mode: 'hard' });
       await this.#writeReadyMarker(record, result, log);
       await this.#update(record, { state: 'ready', contentSource: result.source, initStats: result.stats });
       this.#scheduler.add(record.id);
@@ -363,8 +395,15 @@ export class WorkspaceService {
       this.#initSeconds?.observe({ kind: record.initializer.kind, outcome: failure.code }, (Date.now() - started) / 1000);
       log.error('init failed', { error: failure });
       // Only what this call created: without a quota handle the folder (if any) was there before and is not ours.
-      await this.#wipe(record).catch((e: unknown) => log.error('cleanup after failed init failed', { error: e as Error }));
-      await this.#update(record, { state: 'failed', quota: undefined, lastError: failure.message }).catch(() => {});
+      // A release that fails keeps the handle, so a dispose or the next init of this id releases it.
+      const released = await this.#releaseQuota(record, log).then(
+        () => true,
+        (e: unknown) => {
+          log.error('cleanup after failed init failed; the record keeps its quota handle', { error: e as Error });
+          return false;
+        },
+      );
+      await this.#update(record, { state: 'failed', ...(released ? { quota: undefined } : {}), lastError: failure.message }).catch(() => {});
       throw failure;
     }
   }
@@ -448,11 +487,16 @@ export class WorkspaceService {
     const log = this.#log.child({ workspaceId: record.id, op: 'dispose' });
     await entry.init?.catch(() => {});
     if (record.state === 'failed') {
-      // Nothing on disk but the record: forget it.
+      // Nothing on disk but the record — unless releasing the folder failed after the init failed: release it now.
+      if (record.quota) {
+        await this.#releaseQuota(record, log);
+        await this.#update(record, { quota: undefined });
+      }
       await this.#store.delete(record.id);
       if (this.#entries.get(record.id) === entry) this.#entries.delete(record.id);
       return undefined;
     }
+    this.#assertAttached(record, 'dispose'); // before anything changes: the workspace stays as it is
     const wantsBackup = backup && !record.remoteStorageDisabled;
     if (backup && record.remoteStorageDisabled) log.warn('final backup skipped: remote storage is disabled for this workspace');
     const finalBackupDone = record.dispose?.finalBackupDone ?? false;
@@ -476,8 +520,10 @@ export class WorkspaceService {
       log.warn('cannot read git status', { error: error as Error });
       return undefined;
     });
-    await this.#wipe(record);
-    await this.#update(record, { state: 'disposed' });
+    // The strategy removes the folder. If it fails (a volume still busy), the workspace stays `disposing` with its
+    // handle and its final backup recorded, and a later dispose — or the next start — retries.
+    await this.#releaseQuota(record, log);
+    await this.#update(record, { state: 'disposed', quota: undefined });
     await this.#store.delete(record.id);
     if (this.#entries.get(record.id) === entry) this.#entries.delete(record.id);
     log.info('workspace disposed', { backup: wantsBackup });
@@ -550,13 +596,63 @@ export class WorkspaceService {
   }
 
   /**
-   * Removes the folder and releases its quota — only when the quota strategy created the folder for this record
-   * (`record.quota` is set right after provisioning): a failed call never deletes what it did not create.
+   * Hands the workspace's quota handle back to the strategy, which removes the folder and frees what it took —
+   * only when the strategy created the folder for this record (`record.quota` is set right after provisioning): a
+   * failed call never deletes what it did not create. Core never deletes a provisioned folder itself (quota
+   * contract v1: on a mount point that is EBUSY). The caller clears `record.quota` once this resolves.
    */
-  async #wipe(record: WorkspaceRecord): Promise<void> {
-    if (!record.quota) return;
-    await rm(record.folder, { recursive: true, force: true, maxRetries: 3 });
-    await this.#deps.quota.release({ handle: record.quota });
+  async #releaseQuota(record: WorkspaceRecord, log: Logger): Promise<void> {
+    const handle = record.quota;
+    if (!handle) return;
+    this.#assertAttached(record, 'release the folder of');
+    await this.#deps.quota.release({ handle });
+    // A strategy that breaks the contract is reported, not covered for: deleting in its place may hit a mount.
+    const left = await lstat(record.folder).then(() => true, () => false);
+    if (left) log.error('the quota strategy released the workspace but left its folder', { strategy: handle.strategy, folder: record.folder });
+  }
+
+  /**
+   * The quota part of a restart: every persisted handle goes to the strategy that made it before anything uses it.
+   * A handle the configured strategy cannot take — another strategy's (the operator switched `quota.plugin`), one
+   * naming another folder than its record, one the strategy reports it cannot re-attach — is detached: logged
+   * loudly here, once; the workspace is served without quota enforcement; its dispose is refused (ADR 0004).
+   */
+  async #recoverQuotas(records: WorkspaceRecord[]): Promise<void> {
+    const strategy = this.#deps.quota;
+    this.#log.info('quota strategy', { strategy: strategy.id, ...strategy.capabilities });
+    const own: QuotaHandle[] = [];
+    for (const record of records) {
+      const handle = record.quota;
+      if (!handle) continue;
+      // State files of wsd 0.1 hold handles from before handles were versioned; their shape is version 1.
+      (handle as { version?: number }).version ??= quotaHandleVersion;
+      if (handle.strategy !== strategy.id) {
+        this.#detach(record, `it was provisioned by quota strategy "${handle.strategy}", but "${strategy.id}" is configured; configure quota.plugin "${handle.strategy}" to release it`);
+      } else if (handle.workspaceId !== record.id || path.resolve(handle.dir) !== path.resolve(record.folder)) {
+        this.#detach(record, `its quota handle names ${handle.dir} (workspace ${handle.workspaceId}), not its folder ${record.folder}`);
+      } else {
+        own.push(handle);
+      }
+    }
+    const { failed = [] } = (await strategy.recover({ handles: own })) ?? {};
+    for (const { workspaceId, error } of failed) {
+      const record = records.find((r) => r.id === workspaceId);
+      if (record) this.#detach(record, `quota strategy "${strategy.id}" could not re-attach its handle: ${error.message}`);
+    }
+  }
+
+  #detach(record: WorkspaceRecord, reason: string): void {
+    this.#detached.set(record.id, reason);
+    this.#log.error('workspace served without quota enforcement: its quota handle is detached, and it cannot be disposed until this is fixed', {
+      workspaceId: record.id,
+      state: record.state,
+      reason,
+    });
+  }
+
+  #assertAttached(record: WorkspaceRecord, what: string): void {
+    const reason = this.#detached.get(record.id);
+    if (reason) throw new WsdError('FAILED_PRECONDITION', `cannot ${what} workspace ${record.id}: ${reason}`);
   }
 
   #track<T>(promise: Promise<T>): Promise<T> {

@@ -1,4 +1,4 @@
-import { definePlugin } from '../../../core/kernel/plugin.js';
+import { definePlugin } from '../../../core/plugin-api.js';
 import { NoneQuotaStrategy } from './none-quota-strategy.js';
 
 export const noneQuotaPlugin = definePlugin({
