@@ -3,8 +3,9 @@ import type { ContentSource, InitializerStats } from '../initializer/content-ini
 import type { QuotaHandle } from '../quota/quota-strategy.js';
 
 /**
- * `initializing → ready → disposing → disposed`, and `failed` when an init fails (its folder is already gone; the
- * record stays so WaitForInit and describe can say why, until the id is initialized again or disposed).
+ * `initializing → ready → disposing → disposed`, and `failed` when an init fails (its folder released by the quota
+ * strategy — or, when that release failed, still held by the kept quota handle, released first by the next init or
+ * dispose of the id; the record stays so WaitForInit and describe can say why).
  */
 export type WorkspaceState = 'initializing' | 'ready' | 'disposing' | 'disposed' | 'failed';
 
