@@ -1,17 +1,19 @@
-import { chown, lstat, rename } from 'node:fs/promises';
+import { chown } from 'node:fs/promises';
 import path from 'node:path';
-import { Gauge, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { BackupScheduler } from '../content/backup-scheduler.js';
 import type { BackupManifest, BackupStore } from '../content/backup-store.js';
-import { createExclusive, insideFolder, makeRealFolders } from '../content/inside-folder.js';
 import { treeFingerprint } from '../content/tree-fingerprint.js';
 import { WsdError, isWsdError, toWsdError } from '../errors.js';
 import type { InitializeResult, InitializerLookup } from '../initializer/content-initializer.js';
 import type { Logger } from '../observability/logger.js';
 import { redactValue, scrubSecrets } from '../observability/redact.js';
-import { quotaHandleVersion, type QuotaHandle, type QuotaStrategy } from '../quota/quota-strategy.js';
+import type { QuotaStrategy } from '../quota/quota-strategy.js';
 import type { StorageBackend } from '../storage/storage-backend.js';
 import { KeyedLock } from './keyed-lock.js';
+import { writeReadyMarker } from './ready-marker.js';
+import { WorkspaceMetrics } from './workspace-metrics.js';
+import { WorkspaceQuotas } from './workspace-quotas.js';
 import { SessionStore } from './session-store.js';
 import {
   assertValidKeySegment,
@@ -19,7 +21,6 @@ import {
   type BackupRef,
   type SnapshotOperation,
   type WorkspaceRecord,
-  type WorkspaceState,
 } from './workspace-record.js';
 
 export interface InitRequest {
@@ -107,16 +108,11 @@ export class WorkspaceService {
   readonly #entries = new Map<string, Entry>();
   /** Ids whose state file is unreadable → that file: nothing is done to them until an operator acts. */
   readonly #blocked = new Map<string, string>();
-  /**
-   * Ids whose persisted quota handle the configured strategy cannot take → why (ADR 0004): served without quota
-   * enforcement, never released (dispose is refused) until the strategy that made the handle is configured again.
-   */
-  readonly #detached = new Map<string, string>();
+  readonly #quotas: WorkspaceQuotas;
   readonly #inFlight = new Set<Promise<unknown>>();
   readonly #shutdown = new AbortController();
   readonly #log: Logger;
-  readonly #initSeconds?: Histogram;
-  readonly #archiveSeconds?: Histogram;
+  readonly #metrics: WorkspaceMetrics;
 
   constructor(deps: WorkspaceServiceDeps) {
     this.#deps = deps;
@@ -124,40 +120,14 @@ export class WorkspaceService {
     this.#settings = deps.settings ?? defaultWorkspaceSettings;
     this.#store = new SessionStore(deps.stateDir ?? path.join(path.dirname(deps.workingArea), 'state'), deps.log, { legacyDir: deps.workingArea });
     this.#backups = deps.backups;
+    this.#quotas = new WorkspaceQuotas(deps.quota, deps.log);
     this.#scheduler = new BackupScheduler({
       ...this.#settings.periodic,
       log: deps.log,
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
       backup: (id) => this.#periodicBackup(id),
     });
-    if (deps.metrics) {
-      const entries = this.#entries;
-      new Gauge({
-        name: 'wsd_workspaces',
-        help: 'Workspaces on this node by state',
-        labelNames: ['state'],
-        registers: [deps.metrics],
-        collect() {
-          for (const state of ['initializing', 'ready', 'disposing', 'failed'] satisfies WorkspaceState[]) {
-            this.set({ state }, [...entries.values()].filter((e) => e.record.state === state).length);
-          }
-        },
-      });
-      this.#initSeconds = new Histogram({
-        name: 'wsd_workspace_init_duration_seconds',
-        help: 'Time to initialize a workspace, by initializer kind and outcome',
-        labelNames: ['kind', 'outcome'],
-        buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900],
-        registers: [deps.metrics],
-      });
-      this.#archiveSeconds = new Histogram({
-        name: 'wsd_archive_duration_seconds',
-        help: 'Time to store a backup or snapshot, by kind and outcome',
-        labelNames: ['kind', 'outcome'],
-        buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900],
-        registers: [deps.metrics],
-      });
-    }
+    this.#metrics = new WorkspaceMetrics(deps.metrics, () => [...this.#entries.values()].map((e) => e.record.state));
   }
 
   /**
@@ -170,12 +140,12 @@ export class WorkspaceService {
     const { records, unreadable } = await this.#store.loadAll();
     for (const { id, file } of unreadable) this.#blocked.set(id, file);
     for (const record of records) this.#entries.set(record.id, { record });
-    await this.#recoverQuotas(records);
+    await this.#quotas.recover(records);
     for (const record of records) {
       const log = this.#log.child({ workspaceId: record.id });
       if (record.state === 'initializing') {
         log.warn('init was interrupted by a restart; releasing its folder and marking failed');
-        const released = await this.#releaseQuota(record, log).then(
+        const released = await this.#quotas.release(record, log).then(
           () => true,
           (error: unknown) => {
             log.error('cannot release the folder of the interrupted init; the record keeps its quota handle', { error: error as Error });
@@ -192,7 +162,7 @@ export class WorkspaceService {
         log.info('workspace recovered', { state: record.state });
         // A detached handle may be a volume nobody mounted again (a loop image after a reboot): a periodic backup
         // of the empty mount point would become the latest backup. Explicit backups still run.
-        if (record.state === 'ready' && !this.#detached.has(record.id)) this.#scheduler.add(record.id);
+        if (record.state === 'ready' && !this.#quotas.isDetached(record.id)) this.#scheduler.add(record.id);
       }
     }
   }
@@ -215,8 +185,8 @@ export class WorkspaceService {
     }
     // A failed attempt whose folder could not be released keeps its handle; this attempt releases it first.
     const leftover = existing?.record.quota;
-    if (leftover && this.#detached.has(request.id)) {
-      throw new WsdError('FAILED_PRECONDITION', `workspace ${request.id}: the folder of a failed attempt cannot be released: ${this.#detached.get(request.id)}`);
+    if (leftover && this.#quotas.isDetached(request.id)) {
+      throw new WsdError('FAILED_PRECONDITION', `workspace ${request.id}: the folder of a failed attempt cannot be released: ${this.#quotas.detachedReason(request.id)}`);
     }
     const now = new Date().toISOString();
     const record: WorkspaceRecord = {
@@ -340,7 +310,7 @@ export class WorkspaceService {
 
   /** What the quota strategy measures, for describe; nothing when it does not report usage or the handle is detached. */
   async quotaUsage(record: WorkspaceRecord): Promise<{ usedBytes?: number; limitBytes?: number }> {
-    if (!record.quota || record.state !== 'ready' || !this.#deps.quota.capabilities.reportsUsage || this.#detached.has(record.id)) return {};
+    if (!record.quota || record.state !== 'ready' || !this.#deps.quota.capabilities.reportsUsage || this.#quotas.isDetached(record.id)) return {};
     return this.#deps.quota.usage({ handle: record.quota }).catch(() => ({}));
   }
 
@@ -374,7 +344,7 @@ export class WorkspaceService {
     try {
       await this.#store.save(record);
       if (record.quota) {
-        await this.#releaseQuota(record, log);
+        await this.#quotas.release(record, log);
         await this.#update(record, { quota: undefined });
       }
       // The strategy creates the folder (refusing one that exists); from here on the folder is wsd's to remove.
@@ -385,18 +355,18 @@ export class WorkspaceService {
       if (softPhase) record.quota = await strategy.setLimit({ handle: quota, limitBytes: record.storageQuotaBytes, mode: 'soft' });
       const result = await this.#fill(record, spec, log);
       if (softPhase) record.quota = await strategy.setLimit({ handle: record.quota!, limitBytes: record.storageQuotaBytes, mode: 'hard' });
-      await this.#writeReadyMarker(record, result, log);
+      await writeReadyMarker({ folder: record.folder, marker: this.#settings.readyMarker, result, ...(this.#settings.owner ? { owner: this.#settings.owner } : {}), log });
       await this.#update(record, { state: 'ready', contentSource: result.source, initStats: result.stats });
       this.#scheduler.add(record.id);
-      this.#initSeconds?.observe({ kind: record.initializer.kind, outcome: 'ok' }, (Date.now() - started) / 1000);
+      this.#metrics.initSeconds?.observe({ kind: record.initializer.kind, outcome: 'ok' }, (Date.now() - started) / 1000);
       log.info('workspace ready', { source: result.source, durationMs: Date.now() - started });
     } catch (error) {
       const failure = initFailure(error, record.initializer.kind);
-      this.#initSeconds?.observe({ kind: record.initializer.kind, outcome: failure.code }, (Date.now() - started) / 1000);
+      this.#metrics.initSeconds?.observe({ kind: record.initializer.kind, outcome: failure.code }, (Date.now() - started) / 1000);
       log.error('init failed', { error: failure });
       // Only what this call created: without a quota handle the folder (if any) was there before and is not ours.
       // A release that fails keeps the handle, so a dispose or the next init of this id releases it.
-      const released = await this.#releaseQuota(record, log).then(
+      const released = await this.#quotas.release(record, log).then(
         () => true,
         (e: unknown) => {
           log.error('cleanup after failed init failed; the record keeps its quota handle', { error: e as Error });
@@ -437,32 +407,6 @@ export class WorkspaceService {
     });
   }
 
-  /**
-   * `{ source, metrics }` at the ready-marker path, written atomically (temp + rename). The folder already holds
-   * user-controlled content, so nothing is followed: a parent that is not a real folder (a planted symlink) skips
-   * the marker, the temp file is created exclusively without following links, and only folders wsd creates itself
-   * are given to the workspace user.
-   */
-  async #writeReadyMarker(record: WorkspaceRecord, result: InitializeResult, log: Logger): Promise<void> {
-    if (!this.#settings.readyMarker) return;
-    const file = insideFolder(record.folder, this.#settings.readyMarker, 'workspaces.readyMarker');
-    const owner = this.#settings.owner;
-    const blocked = await makeRealFolders(record.folder, path.dirname(file), owner);
-    if (blocked) {
-      log.warn('ready marker not written: its folder is not a real folder in the content', { path: blocked });
-      return;
-    }
-    const tmp = `${file}.wsd-tmp`;
-    const handle = await createExclusive(tmp, owner);
-    try {
-      await handle.writeFile(`${JSON.stringify({ source: result.source, metrics: result.stats })}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, file); // replaces a symlink at `file` itself; never writes through it
-  }
-
   /** One periodic run: back up unless the tree is unchanged since the last backup. */
   #periodicBackup(id: string): Promise<'stored' | 'skipped' | 'gone'> {
     const entry = this.#entries.get(id);
@@ -489,14 +433,14 @@ export class WorkspaceService {
     if (record.state === 'failed') {
       // Nothing on disk but the record — unless releasing the folder failed after the init failed: release it now.
       if (record.quota) {
-        await this.#releaseQuota(record, log);
+        await this.#quotas.release(record, log);
         await this.#update(record, { quota: undefined });
       }
       await this.#store.delete(record.id);
       if (this.#entries.get(record.id) === entry) this.#entries.delete(record.id);
       return undefined;
     }
-    this.#assertAttached(record, 'dispose'); // before anything changes: the workspace stays as it is
+    this.#quotas.assertAttached(record, 'dispose'); // before anything changes: the workspace stays as it is
     const wantsBackup = backup && !record.remoteStorageDisabled;
     if (backup && record.remoteStorageDisabled) log.warn('final backup skipped: remote storage is disabled for this workspace');
     const finalBackupDone = record.dispose?.finalBackupDone ?? false;
@@ -522,7 +466,7 @@ export class WorkspaceService {
     });
     // The strategy removes the folder. If it fails (a volume still busy), the workspace stays `disposing` with its
     // handle and its final backup recorded, and a later dispose — or the next start — retries.
-    await this.#releaseQuota(record, log);
+    await this.#quotas.release(record, log);
     await this.#update(record, { state: 'disposed', quota: undefined });
     await this.#store.delete(record.id);
     if (this.#entries.get(record.id) === entry) this.#entries.delete(record.id);
@@ -546,12 +490,12 @@ export class WorkspaceService {
       const ref: BackupRef = { key: manifest.object, sizeBytes: manifest.size, createdAt: manifest.createdAt, ...(fingerprint ? { fingerprint } : {}) };
       if (operation) Object.assign(operation, { status: 'done', sizeBytes: manifest.size });
       await this.#update(record, kind === 'backup' ? { lastBackup: ref } : {});
-      this.#archiveSeconds?.observe({ kind, outcome: 'ok' }, (Date.now() - started) / 1000);
+      this.#metrics.archiveSeconds?.observe({ kind, outcome: 'ok' }, (Date.now() - started) / 1000);
       log.info(`${kind} stored`, { key: manifest.object, sizeBytes: manifest.size, files: manifest.files, durationMs: Date.now() - started });
       return ref;
     } catch (error) {
       const failure = toWsdError(error, 'UNAVAILABLE');
-      this.#archiveSeconds?.observe({ kind, outcome: failure.code }, (Date.now() - started) / 1000);
+      this.#metrics.archiveSeconds?.observe({ kind, outcome: failure.code }, (Date.now() - started) / 1000);
       if (operation) Object.assign(operation, { status: 'failed', error: scrubSecrets(failure.message) });
       await this.#update(record, { lastError: `${kind} failed: ${failure.message}` }).catch(() => {});
       throw failure;
@@ -593,66 +537,6 @@ export class WorkspaceService {
     // Error texts may quote a URL from the request; the state file (and describe) never holds its secrets.
     if (record.lastError) record.lastError = scrubSecrets(record.lastError);
     await this.#store.save(record);
-  }
-
-  /**
-   * Hands the workspace's quota handle back to the strategy, which removes the folder and frees what it took —
-   * only when the strategy created the folder for this record (`record.quota` is set right after provisioning): a
-   * failed call never deletes what it did not create. Core never deletes a provisioned folder itself (quota
-   * contract v1: on a mount point that is EBUSY). The caller clears `record.quota` once this resolves.
-   */
-  async #releaseQuota(record: WorkspaceRecord, log: Logger): Promise<void> {
-    const handle = record.quota;
-    if (!handle) return;
-    this.#assertAttached(record, 'release the folder of');
-    await this.#deps.quota.release({ handle });
-    // A strategy that breaks the contract is reported, not covered for: deleting in its place may hit a mount.
-    const left = await lstat(record.folder).then(() => true, () => false);
-    if (left) log.error('the quota strategy released the workspace but left its folder', { strategy: handle.strategy, folder: record.folder });
-  }
-
-  /**
-   * The quota part of a restart: every persisted handle goes to the strategy that made it before anything uses it.
-   * A handle the configured strategy cannot take — another strategy's (the operator switched `quota.plugin`), one
-   * naming another folder than its record, one the strategy reports it cannot re-attach — is detached: logged
-   * loudly here, once; the workspace is served without quota enforcement; its dispose is refused (ADR 0004).
-   */
-  async #recoverQuotas(records: WorkspaceRecord[]): Promise<void> {
-    const strategy = this.#deps.quota;
-    this.#log.info('quota strategy', { strategy: strategy.id, ...strategy.capabilities });
-    const own: QuotaHandle[] = [];
-    for (const record of records) {
-      const handle = record.quota;
-      if (!handle) continue;
-      // State files of wsd 0.1 hold handles from before handles were versioned; their shape is version 1.
-      (handle as { version?: number }).version ??= quotaHandleVersion;
-      if (handle.strategy !== strategy.id) {
-        this.#detach(record, `it was provisioned by quota strategy "${handle.strategy}", but "${strategy.id}" is configured; configure quota.plugin "${handle.strategy}" to release it`);
-      } else if (handle.workspaceId !== record.id || path.resolve(handle.dir) !== path.resolve(record.folder)) {
-        this.#detach(record, `its quota handle names ${handle.dir} (workspace ${handle.workspaceId}), not its folder ${record.folder}`);
-      } else {
-        own.push(handle);
-      }
-    }
-    const { failed = [] } = (await strategy.recover({ handles: own })) ?? {};
-    for (const { workspaceId, error } of failed) {
-      const record = records.find((r) => r.id === workspaceId);
-      if (record) this.#detach(record, `quota strategy "${strategy.id}" could not re-attach its handle: ${error.message}`);
-    }
-  }
-
-  #detach(record: WorkspaceRecord, reason: string): void {
-    this.#detached.set(record.id, reason);
-    this.#log.error('workspace served without quota enforcement: its quota handle is detached, and it cannot be disposed until this is fixed', {
-      workspaceId: record.id,
-      state: record.state,
-      reason,
-    });
-  }
-
-  #assertAttached(record: WorkspaceRecord, what: string): void {
-    const reason = this.#detached.get(record.id);
-    if (reason) throw new WsdError('FAILED_PRECONDITION', `cannot ${what} workspace ${record.id}: ${reason}`);
   }
 
   #track<T>(promise: Promise<T>): Promise<T> {
