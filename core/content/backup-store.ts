@@ -2,9 +2,10 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { lstat, mkdir, readdir, rename, rm, rmdir, stat, chmod, chown, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WsdError, isWsdError, toWsdError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { StorageBackend } from '../storage/storage-backend.js';
+import type { PutOptions, StorageBackend } from '../storage/storage-backend.js';
 import { archiveFormat, createArchive, extractArchive, type ExtractOptions } from './archive.js';
 import { DigestStream } from './digest-stream.js';
 import { Semaphore } from './semaphore.js';
@@ -29,6 +30,8 @@ export interface BackupStoreOptions {
 
 /** Archives without a manifest older than this are leftovers of interrupted uploads, and are deleted. */
 const orphanAgeMs = 24 * 3600 * 1000;
+/** Read-compare-swap rounds on `latest.json` before giving up; each lost round means another backup moved it. */
+const latestAttempts = 5;
 
 export type ArchiveKind = 'backup' | 'snapshot';
 
@@ -73,6 +76,11 @@ const manifestSuffix = '.manifest.json';
  *
  * Nothing is ever overwritten in place: an archive goes to a new key, its manifest is written only after the archive
  * is complete, and `latest.json` is replaced last. A failure at any step leaves the previous backup current.
+ *
+ * Several nodes may back up one workspace (all instances of a workspace share its backups, and a disposal resumed
+ * after a restart may finish late): `latest.json` only ever moves to a newer backup, by compare-and-swap on its
+ * etag (ADR 0005). "Newer" is key order: backup keys start with a sortable UTC time. A backup that finds a newer one
+ * already current stays as an older backup (kept or pruned by `keep`); that is not an error.
  */
 export class BackupStore {
   readonly #storage: StorageBackend;
@@ -132,13 +140,19 @@ export class BackupStore {
       });
       await this.#putJson(manifestKeyFor(key), manifest);
       manifestStored = true;
-      if (kind === 'backup') await this.#putJson(latestKey(target), manifest);
+      if (kind === 'backup') await this.#commitLatest(target, manifest);
     } catch (error) {
       archive.stream.destroy();
       await archive.done.catch(() => {});
-      // Manifest first: no manifest may ever name a missing archive.
-      if (manifestStored) await this.#storage.delete({ key: manifestKeyFor(key) }).catch(() => {});
-      if (stored) await this.#storage.delete({ key }).catch(() => {});
+      // A failed pointer update may still have happened (a lost response): never delete what latest.json may name.
+      const removable = !manifestStored || (await this.#latestNamesOther(target, key));
+      if (removable) {
+        // Manifest first: no manifest may ever name a missing archive.
+        if (manifestStored) await this.#storage.delete({ key: manifestKeyFor(key) }).catch(() => {});
+        if (stored) await this.#storage.delete({ key }).catch(() => {});
+      } else {
+        this.#log.warn('kept a backup whose latest.json update failed: it may be current', { key, owner: target.owner, metaId: target.metaId });
+      }
       throw toWsdError(error, 'UNAVAILABLE', `storing ${kind} ${key}`);
     }
     if (kind === 'backup') {
@@ -148,7 +162,11 @@ export class BackupStore {
     return manifest;
   }
 
-  /** Deletes backups beyond `keep` (manifest first, so no manifest ever names a missing archive) and old orphans. */
+  /**
+   * Deletes backups beyond `keep` (manifest first, so no manifest ever names a missing archive) and old orphans.
+   * Only backups older than the one `latest.json` names are deleted: the pointer only moves to newer backups, so
+   * those can never become current again, while a newer one may be about to (another node's backup in flight).
+   */
   async #prune(target: Pick<ArchiveTarget, 'owner' | 'metaId'>, current: string): Promise<void> {
     const prefix = `${workspacePrefix(target)}backups/`;
     const manifests: string[] = [];
@@ -159,7 +177,10 @@ export class BackupStore {
     }
     // Keys start with a sortable UTC time, so key order is age order.
     manifests.sort();
-    const expired = manifests.slice(0, Math.max(0, manifests.length - this.#options.keep)).filter((m) => m !== manifestKeyFor(current));
+    const pointer = (await this.#readLatest(target)).manifest?.object;
+    const expired = manifests
+      .slice(0, Math.max(0, manifests.length - this.#options.keep))
+      .filter((m) => m !== manifestKeyFor(current) && pointer !== undefined && archiveKeyFor(m) < pointer);
     for (const manifest of expired) {
       await this.#storage.delete({ key: manifest });
       await this.#storage.delete({ key: archiveKeyFor(manifest) });
@@ -171,6 +192,75 @@ export class BackupStore {
         await this.#storage.delete({ key: archive.key });
       }
     }
+  }
+
+  /**
+   * Points `backups/latest.json` at `manifest` unless it already names a newer backup: read it with its etag,
+   * compare, put with `ifMatch` (`ifNoneMatch` when absent), and on a conflict read again, a few times. Returns
+   * whether `manifest` is current afterwards. A pointer that fails validation (planted, or signed with another key)
+   * is replaced, logged.
+   */
+  async #commitLatest(target: Pick<ArchiveTarget, 'owner' | 'metaId'>, manifest: BackupManifest): Promise<boolean> {
+    const fields = { owner: target.owner, metaId: target.metaId, key: manifest.object };
+    for (let attempt = 1; ; attempt++) {
+      const seen = await this.#readLatest(target);
+      if (seen.manifest && seen.manifest.object >= manifest.object) {
+        if (seen.manifest.object === manifest.object) return true; // an earlier attempt whose response was lost
+        this.#log.info('a newer backup is current already; this one stays as an older backup', { ...fields, current: seen.manifest.object });
+        return false;
+      }
+      if (seen.invalid) this.#log.warn('replacing a latest.json that does not validate', { ...fields, reason: seen.invalid.message });
+      try {
+        await this.#putJson(latestKey(target), manifest, this.#condition(seen.etag));
+        return true;
+      } catch (error) {
+        const conflict = isWsdError(error, 'FAILED_PRECONDITION') || isWsdError(error, 'ALREADY_EXISTS');
+        if (!conflict) {
+          // A conditional put that failed in transit may have happened: only latest.json itself can tell.
+          const now = await this.#readLatest(target).catch(() => undefined);
+          if (now?.manifest?.object === manifest.object) return true;
+          throw error;
+        }
+        if (attempt >= latestAttempts) throw new WsdError('UNAVAILABLE', `latest.json kept changing during ${latestAttempts} attempts to update it`, { cause: error });
+        this.#log.debug('latest.json changed meanwhile; reading it again', { ...fields, attempt });
+        // Another writer just committed; a short random pause keeps two losers from colliding again.
+        await sleep(Math.random() * 20 * attempt);
+      }
+    }
+  }
+
+  /** The put condition for replacing the latest.json version `etag` (absent: undefined), as far as storage can. */
+  #condition(etag: string | undefined): Pick<PutOptions, 'ifMatch' | 'ifNoneMatch'> {
+    const { conditionalCreate, conditionalReplace } = this.#storage.capabilities;
+    if (etag === undefined ? conditionalCreate : conditionalReplace) return etag === undefined ? { ifNoneMatch: true } : { ifMatch: etag };
+    if (!this.#warnedNoCas) {
+      this.#warnedNoCas = true;
+      this.#log.warn('storage cannot put conditionally: latest.json is replaced without compare-and-swap, so concurrent backups of one workspace may leave an older one current');
+    }
+    return {};
+  }
+
+  #warnedNoCas = false;
+
+  /** latest.json with its etag; `invalid` when it exists but does not validate; `{}` when there is none. */
+  async #readLatest(target: Pick<ArchiveTarget, 'owner' | 'metaId'>): Promise<{ manifest?: BackupManifest; etag?: string; invalid?: WsdError }> {
+    const version: { etag?: string } = {};
+    try {
+      const manifest = await this.#getManifest(latestKey(target), { kind: 'backup', prefix: `${workspacePrefix(target)}backups/` }, version);
+      return { manifest, ...(version.etag !== undefined ? { etag: version.etag } : {}) };
+    } catch (error) {
+      if (isWsdError(error, 'NOT_FOUND')) return {};
+      if (isWsdError(error, 'DATA_LOSS') && version.etag !== undefined) return { etag: version.etag, invalid: error };
+      throw error;
+    }
+  }
+
+  /** Whether latest.json is known not to name `archiveKey` (absent, invalid, or naming another); false when unreadable. */
+  async #latestNamesOther(target: Pick<ArchiveTarget, 'owner' | 'metaId'>, archiveKey: string): Promise<boolean> {
+    return this.#readLatest(target).then(
+      (seen) => seen.manifest?.object !== archiveKey,
+      () => false,
+    );
   }
 
   /** The current backup of a workspace, or undefined when it has none. */
@@ -243,17 +333,19 @@ export class BackupStore {
     }
   }
 
-  async #putJson(key: string, value: unknown): Promise<void> {
-    await this.#storage.put({ key, body: Buffer.from(`${JSON.stringify(value, null, 2)}\n`), contentType: 'application/json' });
+  async #putJson(key: string, value: unknown, condition: Pick<PutOptions, 'ifMatch' | 'ifNoneMatch'> = {}): Promise<void> {
+    await this.#storage.put({ key, body: Buffer.from(`${JSON.stringify(value, null, 2)}\n`), contentType: 'application/json', ...condition });
   }
 
   /**
    * Reads a manifest and checks it before anything trusts it: size-bounded JSON, the shape and types of every field
    * a restore relies on, an archive key where the manifest says it belongs (a planted `latest.json` must not point
    * at another owner's archive), and, with a key configured, its HMAC. Anything else is DATA_LOSS.
+   * `version.etag` receives the etag of the object read (also when it is refused), for a compare-and-swap.
    */
-  async #getManifest(key: string, expect: { kind?: ArchiveKind; prefix?: string; object?: string }): Promise<BackupManifest> {
-    const { body } = await this.#storage.get({ key });
+  async #getManifest(key: string, expect: { kind?: ArchiveKind; prefix?: string; object?: string }, version?: { etag?: string }): Promise<BackupManifest> {
+    const { body, etag } = await this.#storage.get({ key });
+    if (version) version.etag = etag;
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of body as Readable) {

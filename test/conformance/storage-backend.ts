@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { WsdError, isWsdError } from '../../core/errors.js';
+import { isWsdError, type WsdError } from '../../core/errors.js';
 import type { StorageBackend } from '../../core/storage/storage-backend.js';
 import { patternStream, sha256Of } from '../kit/streams.js';
 import { runWithNodeTest, type ConformanceCase, type ConformanceSuite } from './suite.js';
@@ -22,6 +22,10 @@ export interface StorageConformanceOptions {
  * ```
  *
  * `setup` runs once; each test works under its own random key prefix, so a shared bucket is fine.
+ *
+ * Cases named `(optional: <capability>)` check a feature a backend may leave out; they skip with the reason when its
+ * `capabilities` do not declare it. Everything else — etags on every read path, ranges, UTF-8 listing order,
+ * refusing an undeclared condition — every backend keeps.
  */
 export function storageBackendConformance(
   name: string,
@@ -32,7 +36,8 @@ export function storageBackendConformance(
   const manyKeys = options.manyKeys ?? 1100;
 
   const cases: ConformanceCase[] = [];
-  const it = (caseName: string, run: ConformanceCase['run']) => void cases.push({ name: caseName, run });
+  // Every case moves real data through a real backend: give runners with short defaults (vitest, jest: 5 s) room.
+  const it = (caseName: string, run: ConformanceCase['run']) => void cases.push({ name: caseName, run, timeoutMs: 120_000 });
   let backend: StorageBackend;
   let teardown: (() => Promise<void>) | undefined;
   const suite: ConformanceSuite = {
@@ -216,12 +221,135 @@ export function storageBackendConformance(
       assert.equal(await text(key), 'good');
     });
 
-    it('honours ifNoneMatch when it declares conditionalCreate', async (t) => {
+    it('gives every version an etag on put, head, get and list, and a new one when the object is replaced', async (t) => {
+      const p = prefix();
+      const key = `${p}versioned.txt`;
+      const first = await backend.put({ key, body: Buffer.from('first') });
+      assert.equal(typeof first.etag, 'string');
+      assert.ok(first.etag.length > 0, 'put returns an etag');
+      assert.equal((await backend.head({ key })).etag, first.etag, 'head names the version put created');
+      const got = await backend.get({ key });
+      await readAll(got.body);
+      assert.equal(got.etag, first.etag, 'get names the version it reads');
+      assert.deepEqual((await collect(backend.list({ prefix: p }))).map((o) => [o.key, o.etag]), [[key, first.etag]], 'list carries etags');
+
+      const second = await backend.put({ key, body: Buffer.from('second, longer') });
+      assert.notEqual(second.etag, first.etag, 'new bytes, new etag');
+      assert.equal((await backend.head({ key })).etag, second.etag);
+      assert.equal((await collect(backend.list({ prefix: p })))[0]!.etag, second.etag);
+
+      const same = await backend.put({ key, body: Buffer.from('second, longer') });
+      assert.equal((await backend.head({ key })).etag, same.etag);
+      // Allowed either way by the contract (S3's single-part ETag is the MD5 of the bytes).
+      if (same.etag === second.etag) t.note(`${name}: putting identical bytes keeps the etag`);
+    });
+
+    it('stores the whole body whatever sizeHint says', async () => {
+      const p = prefix();
+      const body = Buffer.alloc(100 * 1024, 7);
+      assert.equal((await backend.put({ key: `${p}under`, body, sizeHint: 10 })).size, body.length);
+      assert.equal((await backend.head({ key: `${p}under` })).size, body.length);
+      assert.equal((await backend.put({ key: `${p}over`, body: Readable.from([body]), sizeHint: 10 * body.length })).size, body.length);
+      assert.equal((await backend.head({ key: `${p}over` })).size, body.length);
+      await assertCode(backend.put({ key: `${p}bad`, body, sizeHint: -1 }), 'INVALID_ARGUMENT');
+    });
+
+    it('refuses ifMatch together with ifNoneMatch, and a condition it does not declare, with INVALID_ARGUMENT', async () => {
+      const key = `${prefix()}both.txt`;
+      const { etag } = await backend.put({ key, body: Buffer.from('kept') });
+      await assertCode(backend.put({ key, body: Buffer.from('x'), ifMatch: etag, ifNoneMatch: true }), 'INVALID_ARGUMENT');
+      // An undeclared condition silently ignored would turn a compare-and-swap into a blind overwrite.
+      if (!backend.capabilities.conditionalReplace) await assertCode(backend.put({ key, body: Buffer.from('x'), ifMatch: etag }), 'INVALID_ARGUMENT');
+      if (!backend.capabilities.conditionalCreate) await assertCode(backend.put({ key: `${key}-new`, body: Buffer.from('x'), ifNoneMatch: true }), 'INVALID_ARGUMENT');
+      assert.equal(await text(key), 'kept');
+    });
+
+    it('(optional: conditionalCreate) honours ifNoneMatch', async (t) => {
       if (!backend.capabilities.conditionalCreate) t.skip(`${name} does not declare conditionalCreate`);
       const key = `${prefix()}once.txt`;
-      await backend.put({ key, body: Buffer.from('first'), ifNoneMatch: true });
+      const created = await backend.put({ key, body: Buffer.from('first'), ifNoneMatch: true });
       await assertCode(backend.put({ key, body: Buffer.from('second'), ifNoneMatch: true }), 'ALREADY_EXISTS');
       assert.equal(await text(key), 'first');
+      assert.equal((await backend.head({ key })).etag, created.etag, 'a refused put leaves the object as it was');
+    });
+
+    it('(optional: conditionalCreate) lets exactly one of concurrent ifNoneMatch writers create a key', async (t) => {
+      if (!backend.capabilities.conditionalCreate) t.skip(`${name} does not declare conditionalCreate`);
+      const p = prefix();
+      const key = `${p}race-create.txt`;
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: concurrentWriters }, (_, i) => backend.put({ key, body: writerBody(i), ifNoneMatch: true })),
+      );
+      const winner = assertOneWinner(outcomes, 'ALREADY_EXISTS');
+      assert.deepEqual(await readAll((await backend.get({ key })).body), writerBody(winner.index), "the winner's bytes are stored");
+      assert.equal((await backend.head({ key })).etag, winner.etag);
+      assert.deepEqual((await collect(backend.list({ prefix: p }))).map((o) => o.key), [key], 'losers leave nothing behind');
+    });
+
+    it('(optional: conditionalReplace) replaces with ifMatch only while the etag is current', async (t) => {
+      if (!backend.capabilities.conditionalReplace) t.skip(`${name} does not declare conditionalReplace`);
+      const p = prefix();
+      const key = `${p}cas.txt`;
+      const v1 = await backend.put({ key, body: Buffer.from('v1') });
+      const v2 = await backend.put({ key, body: Buffer.from('v2'), ifMatch: v1.etag });
+      assert.equal(await text(key), 'v2', 'the current etag lets the put through');
+      assert.notEqual(v2.etag, v1.etag);
+      await assertCode(backend.put({ key, body: Buffer.from('stale writer'), ifMatch: v1.etag }), 'FAILED_PRECONDITION');
+      assert.equal(await text(key), 'v2', 'a stale etag leaves the object unchanged');
+      assert.equal((await backend.head({ key })).etag, v2.etag);
+      await assertCode(backend.put({ key: `${p}absent.txt`, body: Buffer.from('x'), ifMatch: v2.etag }), 'FAILED_PRECONDITION', 'ifMatch on a missing key');
+      await assertCode(backend.head({ key: `${p}absent.txt` }), 'NOT_FOUND');
+      await backend.delete({ key });
+      await assertCode(backend.put({ key, body: Buffer.from('after delete'), ifMatch: v2.etag }), 'FAILED_PRECONDITION', 'ifMatch after a delete');
+      assert.deepEqual((await collect(backend.list({ prefix: p }))).map((o) => o.key), [], 'refused puts leave nothing behind');
+    });
+
+    it('(optional: conditionalReplace) lets exactly one of concurrent ifMatch writers on the same etag win', async (t) => {
+      if (!backend.capabilities.conditionalReplace) t.skip(`${name} does not declare conditionalReplace`);
+      const p = prefix();
+      const key = `${p}race-replace.txt`;
+      const base = await backend.put({ key, body: Buffer.from('base') });
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: concurrentWriters }, (_, i) => backend.put({ key, body: writerBody(i), ifMatch: base.etag })),
+      );
+      const winner = assertOneWinner(outcomes, 'FAILED_PRECONDITION');
+      assert.deepEqual(await readAll((await backend.get({ key })).body), writerBody(winner.index), "the winner's bytes are stored");
+      assert.equal((await backend.head({ key })).etag, winner.etag);
+      assert.deepEqual((await collect(backend.list({ prefix: p }))).map((o) => o.key), [key], 'losers leave nothing behind');
+    });
+
+    it('lists in UTF-8 byte order, which differs from UTF-16 order above U+FFFF', async () => {
+      const p = prefix();
+      // UTF-16 puts U+1F600 (a surrogate pair, 0xD83D…) before U+FF61 and U+E000; UTF-8 puts it after (F0… > EF…, EE…).
+      const names = ['\u{1F600}', '\uFF61', '\uE000', 'z', '\u00E9', '\u{10000}', 'Z'];
+      for (const n of names) await backend.put({ key: `${p}${n}`, body: Buffer.from(n) });
+      const listed = (await collect(backend.list({ prefix: p }))).map((o) => o.key.slice(p.length));
+      const utf8 = [...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      assert.notDeepEqual(utf8, [...names].sort(), 'the keys tell the two orders apart');
+      assert.deepEqual(listed, utf8);
+      assert.ok(listed.indexOf('\uFF61') < listed.indexOf('\u{1F600}'));
+    });
+
+    it('(optional: presign) serves an object at a presigned URL', async (t) => {
+      if (!backend.capabilities.presign) t.skip(`${name} does not declare presign`);
+      assert.equal(typeof backend.presignGet, 'function', 'capabilities.presign promises presignGet');
+      const key = `${prefix()}shared.txt`;
+      await backend.put({ key, body: Buffer.from('via url') });
+      const response = await fetch(await backend.presignGet!({ key, expiresInSeconds: 300 }));
+      assert.equal(response.status, 200);
+      assert.equal(await response.text(), 'via url');
+    });
+
+    it('(optional: serverSideCopy) copies an object without streaming it through wsd', async (t) => {
+      if (!backend.capabilities.serverSideCopy) t.skip(`${name} does not declare serverSideCopy`);
+      assert.equal(typeof backend.copy, 'function', 'capabilities.serverSideCopy promises copy');
+      const p = prefix();
+      await backend.put({ key: `${p}from`, body: Buffer.from('copied bytes') });
+      await backend.copy!({ from: `${p}from`, to: `${p}to` });
+      assert.equal(await text(`${p}to`), 'copied bytes');
+      assert.equal(await text(`${p}from`), 'copied bytes');
+      assert.ok((await backend.head({ key: `${p}to` })).etag.length > 0);
+      await assertCode(backend.copy!({ from: `${p}missing`, to: `${p}to2` }), 'NOT_FOUND');
     });
   }
   return suite;
@@ -230,6 +358,27 @@ export function storageBackendConformance(
 /** The storage suite under node:test (see {@link storageBackendConformance} for other runners). */
 export function describeStorageBackendConformance(...args: Parameters<typeof storageBackendConformance>): void {
   runWithNodeTest(storageBackendConformance(...args));
+}
+
+/** Writers in the race cases; enough to overlap on any backend, few enough for a rate-limited bucket. */
+const concurrentWriters = 8;
+
+/** A distinct body per racing writer, large enough that the uploads overlap. */
+function writerBody(i: number): Buffer {
+  return Buffer.concat([Buffer.from(`writer ${i}\n`), Buffer.alloc(64 * 1024, i + 1)]);
+}
+
+/** Exactly one put fulfilled and every other one refused with `loserCode`; returns the winner. */
+function assertOneWinner(outcomes: PromiseSettledResult<{ etag: string }>[], loserCode: WsdError['code']): { index: number; etag: string } {
+  const winners = outcomes.flatMap((o, index) => (o.status === 'fulfilled' ? [{ index, etag: o.value.etag }] : []));
+  assert.equal(winners.length, 1, `exactly one writer wins (${winners.length} did)`);
+  for (const o of outcomes) {
+    if (o.status === 'rejected') {
+      assert.ok(isWsdError(o.reason), `a loser gets a WsdError, not ${String(o.reason)}`);
+      assert.equal(o.reason.code, loserCode, o.reason.message);
+    }
+  }
+  return winners[0]!;
 }
 
 async function assertCode(promise: Promise<unknown>, code: WsdError['code'], message?: string): Promise<void> {

@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import { definePlugin } from '../../../core/kernel/plugin.js';
+import { definePlugin, z } from '../../../core/plugin-api.js';
 import { LocalStorageBackend } from './local-storage-backend.js';
 
 export const localStoragePlugin = definePlugin({
