@@ -1,5 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { WsdError } from '../../core/errors.js';
+import { StorageHealthCheck } from '../../plugins/health/storage/storage-health-check.js';
+import { memoryStorage } from '../kit/fakes.js';
 import { DiskSpaceHealthCheck } from '../../plugins/health/disk-space/disk-space-health-check.js';
 import { WorkingAreaHealthCheck } from '../../plugins/health/working-area/working-area-health-check.js';
 import { tempDir } from '../kit/temp-dir.js';
@@ -19,4 +22,16 @@ describeHealthCheckConformance('disk-space', {
   healthy: () => new DiskSpaceHealthCheck({ dir: tempDir('wsd-health-ds-'), failBelowBytes: 1, warnBelowBytes: 1, critical: true }),
   // More free space demanded than any disk has.
   unhealthy: () => new DiskSpaceHealthCheck({ dir: tempDir('wsd-health-ds-bad-'), failBelowBytes: Number.MAX_SAFE_INTEGER, warnBelowBytes: Number.MAX_SAFE_INTEGER, critical: true }),
+});
+
+describeHealthCheckConformance('storage', {
+  healthy: () => new StorageHealthCheck(memoryStorage(), { critical: true, intervalMs: 60_000 }),
+  // A backend that refuses every write (credentials revoked, bucket gone).
+  unhealthy: () => {
+    const storage = memoryStorage();
+    storage.put = async () => {
+      throw new WsdError('PERMISSION_DENIED', 'access denied by the backend');
+    };
+    return new StorageHealthCheck(storage, { critical: true, intervalMs: 60_000 });
+  },
 });

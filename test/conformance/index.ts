@@ -2,3 +2,4 @@ export { storageBackendConformance, describeStorageBackendConformance, type Stor
 export { contentInitializerConformance, describeContentInitializerConformance, type InitializerConformanceCase } from './content-initializer.js';
 export { quotaStrategyConformance, describeQuotaStrategyConformance, type QuotaConformanceOptions } from './quota-strategy.js';
 export { runWithNodeTest, runSuite, runCase, isCaseSkipped, type ConformanceSuite, type ConformanceCase, type CaseContext } from './suite.js';
+export { healthCheckConformance, describeHealthCheckConformance, type HealthConformanceOptions } from './health-check.js';
