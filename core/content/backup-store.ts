@@ -263,6 +263,17 @@ export class BackupStore {
     );
   }
 
+  /** Whether the archive at `key` was committed: its manifest is stored (manifests are written last). */
+  async isCommitted(key: string): Promise<boolean> {
+    try {
+      await this.#storage.head({ key: manifestKeyFor(key) });
+      return true;
+    } catch (error) {
+      if (isWsdError(error, 'NOT_FOUND')) return false;
+      throw error;
+    }
+  }
+
   /** The current backup of a workspace, or undefined when it has none. */
   async latestBackup(target: Pick<ArchiveTarget, 'owner' | 'metaId'>): Promise<BackupManifest | undefined> {
     try {

@@ -55,8 +55,12 @@ export interface WorkspaceRecord {
   lastBackup?: BackupRef;
   snapshots: SnapshotOperation[];
   lastError?: string;
-  /** Set when DisposeWorkspace starts: what it was asked to do, so a restart can finish it. */
-  dispose?: { backup: boolean; finalBackupDone: boolean };
+  /**
+   * Set when DisposeWorkspace starts: what it was asked to do, so a restart can finish it. `archiveKey` is the final
+   * backup's key, chosen when the dispose starts: a dispose resumed later still stores its backup under the time it
+   * was taken for, so it cannot pass as newer than a backup another instance made meanwhile (latest.json CAS).
+   */
+  dispose?: { backup: boolean; finalBackupDone: boolean; archiveKey?: string };
   createdAt: string;
   updatedAt: string;
 }

@@ -443,12 +443,21 @@ export class WorkspaceService {
     this.#quotas.assertAttached(record, 'dispose'); // before anything changes: the workspace stays as it is
     const wantsBackup = backup && !record.remoteStorageDisabled;
     if (backup && record.remoteStorageDisabled) log.warn('final backup skipped: remote storage is disabled for this workspace');
-    const finalBackupDone = record.dispose?.finalBackupDone ?? false;
-    await this.#update(record, { state: 'disposing', dispose: { backup: wantsBackup, finalBackupDone } });
+    let finalBackupDone = record.dispose?.finalBackupDone ?? false;
+    const resumedKey = record.dispose?.archiveKey;
+    const archiveKey = wantsBackup ? (resumedKey ?? this.#backups.newArchiveKey(record, 'backup')) : undefined;
+    await this.#update(record, { state: 'disposing', dispose: { backup: wantsBackup, finalBackupDone, ...(archiveKey ? { archiveKey } : {}) } });
+    // A resumed dispose whose backup was committed before the restart (manifest stored, completion not yet recorded)
+    // must not store it again under the same key: the manifest latest.json holds would no longer match the bytes.
+    if (wantsBackup && !finalBackupDone && resumedKey && (await this.#backups.isCommitted(resumedKey))) {
+      log.info('the final backup was stored before the restart', { key: resumedKey });
+      finalBackupDone = true;
+      await this.#update(record, { dispose: { backup: true, finalBackupDone: true, archiveKey: resumedKey } });
+    }
 
     if (wantsBackup && !finalBackupDone) {
       try {
-        await this.#archive(entry, 'backup');
+        await this.#archive(entry, 'backup', { key: archiveKey! });
       } catch (error) {
         const cause = toWsdError(error);
         await this.#update(record, { state: 'ready', dispose: undefined, lastError: `final backup failed: ${cause.message}` });
@@ -457,7 +466,7 @@ export class WorkspaceService {
         throw new WsdError('DATA_LOSS', `final backup failed: ${cause.message}`, { cause });
       }
       // Recorded before anything is deleted, so a restart from here on never takes a second, partial backup.
-      await this.#update(record, { dispose: { backup: true, finalBackupDone: true } });
+      await this.#update(record, { dispose: { backup: true, finalBackupDone: true, ...(archiveKey ? { archiveKey } : {}) } });
     }
 
     const gitStatus = await this.#deps.gitStatus?.(record.folder, record).catch((error: unknown) => {
