@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { BackupStore } from '../../core/content/backup-store.js';
 import { InitializerRegistry } from '../../core/initializer/initializer-registry.js';
@@ -120,6 +120,14 @@ if (!canMount) {
   for (const c of suite.cases) c.run = (context) => context.skip('needs root and tmpfs mounts');
 }
 runWithNodeTest(suite);
+
+// Whatever a failed case left mounted under this file's temp folders is unmounted (lazily) before the process ends.
+after(async () => {
+  if (!canMount) return;
+  const table = await readFile('/proc/self/mountinfo', 'utf8');
+  const left = table.split('\n').map((line) => line.split(' ')[4] ?? '').filter((dir) => /wsd-(quota-tmpfs|tmpfs-service)-/.test(dir));
+  for (const dir of left.reverse()) await run('umount', ['-l', dir]).catch(() => undefined);
+});
 
 describe('WorkspaceService with a mount-based quota strategy', () => {
   it('disposes a workspace whose folder is a mount point: the strategy unmounts and removes it (no EBUSY, no leak)', async (t) => {
