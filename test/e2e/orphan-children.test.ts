@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -9,24 +8,11 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { WsdClient } from '../../core/api/client.js';
 import { listMarkedProcesses, markerFor, type MarkedProcess } from '../../core/process/child-processes.js';
 import { startDaemonProcess, testDaemonConfig, type DaemonProcess } from '../kit/daemon-process.js';
+import { running, until } from '../kit/polling.js';
 import { tempDir } from '../kit/temp-dir.js';
 
 const linux = existsSync('/proc/self/environ');
 
-/** Polls `check` until it holds; fails naming `what` after `timeoutMs`. */
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/** Running (present and not a zombie). */
-async function running(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return stat !== '' && !/^[ZXx]$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
-}
 
 describe('child processes across a daemon crash', () => {
   it('a clone orphaned by kill -9 is ended by the restarted daemon before recovery wipes its folder', { skip: linux ? false : 'needs /proc (Linux)' }, async () => {
@@ -53,7 +39,7 @@ describe('child processes across a daemon crash', () => {
       await until(async () => {
         gits = (await listMarkedProcesses(marker)).filter((p) => /\bgit\b|git-remote/.test(p.command));
         return gits.length > 0 && requests > 0;
-      }, 'a git process carrying the daemon marker, waiting on the server');
+      }, 'a git process carrying the daemon marker, waiting on the server', 20_000);
       client.close();
       client = undefined;
 

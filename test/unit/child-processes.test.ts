@@ -14,6 +14,7 @@ import {
   spawnTracked,
   sweepOrphans,
 } from '../../core/process/child-processes.js';
+import { running, until } from '../kit/polling.js';
 import { tempDir } from '../kit/temp-dir.js';
 
 const linux = existsSync('/proc/self/environ');
@@ -21,20 +22,6 @@ const skip = linux ? false : 'needs /proc (Linux)';
 const newMarker = () => `test-${randomBytes(8).toString('hex')}`;
 const moduleUrl = new URL('../../core/process/child-processes.js', import.meta.url).href;
 
-/** Polls `check` until it holds; fails naming `what` after `timeoutMs`. */
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/** Running (present and not a zombie). */
-async function running(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return stat !== '' && !/^[ZXx]$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
-}
 
 const sleeps = async (marker: string) => (await listMarkedProcesses(marker)).filter((p) => p.command.startsWith('sleep'));
 
