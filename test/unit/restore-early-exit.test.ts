@@ -10,11 +10,12 @@ import { ChildStdin, exitOf } from '../../core/content/child-process.js';
 // stream (zstd's last flush, the storage stream's end) arrived a moment later, a plain pipeline into tar's stdin
 // failed with "Premature close", and restoring a good archive failed with DATA_LOSS: 4 of 200 restores in a loop on
 // a loaded machine (issue 11's stress finding). A child that reads part of its input and exits reproduces it.
-const source = () =>
+/** 4 KiB, then — once `gap` resolves (the child has exited, or a moment passed) — 4 KiB more. */
+const source = (gap: Promise<unknown>) =>
   Readable.from(
     (async function* () {
       yield Buffer.alloc(4096, 1);
-      await sleep(300); // the child has read what it wanted and exited by now
+      await gap;
       yield Buffer.alloc(4096, 2);
     })(),
   );
@@ -23,7 +24,7 @@ describe('writing into a child that exits before its input ends', () => {
   it('a plain pipeline reports the early close as an error (the bug)', async () => {
     const child = spawn('head', ['-c', '100'], { stdio: ['pipe', 'ignore', 'ignore'] });
     const exited = exitOf(child, 'head');
-    await assert.rejects(pipeline(source(), child.stdin), /Premature close|EPIPE|write after end|destroyed/);
+    await assert.rejects(pipeline(source(exited), child.stdin), /Premature close|EPIPE|write after end|destroyed/);
     assert.equal(await exited, 0);
   });
 
@@ -31,7 +32,7 @@ describe('writing into a child that exits before its input ends', () => {
     const child = spawn('head', ['-c', '100'], { stdio: ['pipe', 'ignore', 'ignore'] });
     const exited = exitOf(child, 'head');
     const sink = new ChildStdin(child.stdin);
-    await pipeline(source(), sink);
+    await pipeline(source(exited), sink);
     assert.equal(await exited, 0);
     assert.equal(sink.closedEarly, true);
   });
@@ -42,7 +43,7 @@ describe('writing into a child that exits before its input ends', () => {
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const exited = exitOf(child, 'wc');
     const sink = new ChildStdin(child.stdin);
-    await pipeline(source(), sink);
+    await pipeline(source(sleep(50)), sink);
     assert.equal(await exited, 0);
     assert.equal(out.trim(), '8192');
     assert.equal(sink.closedEarly, false);
