@@ -49,6 +49,7 @@ export { makeFolders } from './fs/make-folders.js';
 export { retry, transientHttpStatus, type RetryOptions } from './retry.js';
 export { DigestStream } from './content/digest-stream.js';
 export { runGit, git, gitFailure, checkoutUser, type GitOptions, type GitResult } from './content/git.js';
+export { filteredConfig } from './content/git-config.js';
 export { parseSnapshotName } from './content/backup-store.js';
 export { spawnTracked } from './process/child-processes.js';
 export { AddressPolicy, defaultDeniedNetworks, guardedLookup, parseIp, redactUrl, redactUrlsIn } from './net/address-policy.js';

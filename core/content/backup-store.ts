@@ -263,15 +263,22 @@ export class BackupStore {
     );
   }
 
-  /** Whether the archive at `key` was committed: its manifest is stored (manifests are written last). */
-  async isCommitted(key: string): Promise<boolean> {
+  /**
+   * Finishes the commit of a backup whose manifest was stored before a crash: makes it current (the same
+   * compare-and-swap as a fresh backup: never over a newer one) and prunes. Returns false when no manifest is stored
+   * under `key` (the backup must be taken again).
+   */
+  async resumeCommit(target: Pick<ArchiveTarget, 'owner' | 'metaId'>, key: string): Promise<boolean> {
+    let manifest: BackupManifest;
     try {
-      await this.#storage.head({ key: manifestKeyFor(key) });
-      return true;
+      manifest = await this.#getManifest(manifestKeyFor(key), { kind: 'backup', object: key });
     } catch (error) {
       if (isWsdError(error, 'NOT_FOUND')) return false;
       throw error;
     }
+    await this.#commitLatest(target, manifest);
+    await this.#prune(target, key).catch((error: unknown) => this.#log.warn('pruning old backups failed', { owner: target.owner, metaId: target.metaId, error: error as Error }));
+    return true;
   }
 
   /** The current backup of a workspace, or undefined when it has none. */

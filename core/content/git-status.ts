@@ -2,6 +2,7 @@ import { chown, lstat, mkdtemp, readdir, readFile, rm, symlink, writeFile } from
 import os from 'node:os';
 import path from 'node:path';
 import { checkoutUser, runGit } from './git.js';
+import { filteredConfig } from './git-config.js';
 import { realFolderInside } from './inside-folder.js';
 import type { InitializerLookup } from '../initializer/content-initializer.js';
 import type { GitStatusReport } from '../workspace/workspace-service.js';
@@ -153,16 +154,8 @@ async function shadowGitDir(dotGit: string, user: { uid: number; gid: number } |
     const head = path.join(dotGit, 'HEAD');
     const headInfo = await lstat(head).catch(() => undefined);
     if (headInfo?.isFile() && headInfo.size <= maxHeadBytes) await writeFile(path.join(shadow, 'HEAD'), await readFile(head));
-    const configFile = path.join(dotGit, 'config');
-    const real = (await lstat(configFile).catch(() => undefined))?.isFile() ? await runGit(['config', '--file', configFile, '--no-includes', '--list', '-z'], { cwd: '/' }) : undefined;
-    const entries = (real?.code === 0 ? real.stdout.split('\0') : [])
-      .filter(Boolean)
-      .map((entry) => {
-        const newline = entry.indexOf('\n');
-        return newline === -1 ? [entry, 'true'] : [entry.slice(0, newline), entry.slice(newline + 1)];
-      })
-      .filter(([key]) => statusKeys.test(key!.toLowerCase()));
-    await writeFile(path.join(shadow, 'config'), configText(entries as Array<[string, string]>), { mode: 0o600 });
+    const { text } = await filteredConfig(path.join(dotGit, 'config'), (key) => statusKeys.test(key));
+    await writeFile(path.join(shadow, 'config'), text, { mode: 0o600 });
     if (user) {
       await chown(shadow, user.uid, user.gid);
       await chown(path.join(shadow, 'config'), user.uid, user.gid);
@@ -172,19 +165,4 @@ async function shadowGitDir(dotGit: string, user: { uid: number; gid: number } |
     await rm(shadow, { recursive: true, force: true });
     throw error;
   }
-}
-
-/** Git config file text for `section[.subsection].name = value` entries, values quoted and escaped. */
-function configText(entries: Array<[string, string]>): string {
-  const lines: string[] = [];
-  for (const [key, value] of entries) {
-    const first = key.indexOf('.');
-    const last = key.lastIndexOf('.');
-    const section = key.slice(0, first);
-    const subsection = first === last ? undefined : key.slice(first + 1, last);
-    const header = subsection === undefined ? `[${section}]` : `[${section} "${subsection.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"]`;
-    const quoted = `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\t/g, '\\t')}"`;
-    lines.push(header, `\t${key.slice(last + 1)} = ${quoted}`);
-  }
-  return `${lines.join('\n')}\n`;
 }

@@ -447,9 +447,10 @@ export class WorkspaceService {
     const resumedKey = record.dispose?.archiveKey;
     const archiveKey = wantsBackup ? (resumedKey ?? this.#backups.newArchiveKey(record, 'backup')) : undefined;
     await this.#update(record, { state: 'disposing', dispose: { backup: wantsBackup, finalBackupDone, ...(archiveKey ? { archiveKey } : {}) } });
-    // A resumed dispose whose backup was committed before the restart (manifest stored, completion not yet recorded)
-    // must not store it again under the same key: the manifest latest.json holds would no longer match the bytes.
-    if (wantsBackup && !finalBackupDone && resumedKey && (await this.#backups.isCommitted(resumedKey))) {
+    // A resumed dispose whose backup was stored before the restart (manifest written, completion not yet recorded)
+    // must not store it again under the same key — a manifest latest.json may hold would no longer match the bytes —
+    // but its commit is finished: latest.json moved to it (unless a newer one is current) and retention run.
+    if (wantsBackup && !finalBackupDone && resumedKey && (await this.#backups.resumeCommit(record, resumedKey))) {
       log.info('the final backup was stored before the restart', { key: resumedKey });
       finalBackupDone = true;
       await this.#update(record, { dispose: { backup: true, finalBackupDone: true, archiveKey: resumedKey } });

@@ -75,4 +75,24 @@ describe('a dispose resumed after a restart', () => {
     assert.deepEqual([...n.storage.objects.keys()].filter((k) => k.endsWith('.tar.zst')), [committed], 'no second backup');
     await second.stop();
   });
+
+  it('finishes the commit of a backup whose manifest was stored before the crash (latest.json moved to it)', async () => {
+    const n = node();
+    const first = n.service();
+    await first.recover();
+    await first.init(request);
+    writeFileSync(path.join(first.describe('ws').folder, 'work.txt'), 'work\n');
+    const committed = (await first.backup('ws')).key;
+    await first.stop();
+    // The crash came after the manifest was written, before latest.json was: no current backup yet.
+    n.storage.objects.delete('alice/workspaces/m/backups/latest.json');
+    const record = JSON.parse(readFileSync(n.stateFile('ws'), 'utf8'));
+    writeFileSync(n.stateFile('ws'), JSON.stringify({ ...record, state: 'disposing', dispose: { backup: true, finalBackupDone: false, archiveKey: committed } }));
+
+    const second = n.service();
+    await second.recover();
+    await second.dispose('ws', { backup: true });
+    assert.equal((await n.backups.latestBackup({ owner: 'alice', metaId: 'm' }))?.object, committed);
+    await second.stop();
+  });
 });

@@ -1,10 +1,10 @@
-import { lstat, readdir, rm, stat } from 'node:fs/promises';
+import { lstat, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { gitAuth } from '../git/credentials.js';
 import { redactGitSpec, type GitSpec } from '../git/git-content-initializer.js';
 import { checkBranch, checkCommit, checkRemote, defaultGitRemotePolicy, isKeptRepositoryKey, networksOf, protocolEnv, type GitRemotePolicy } from '../git/git-policy.js';
 import { OneTimeSecrets } from '../git/one-time-secret.js';
-import { git, gitFailure, isWsdError, parseSnapshotName, resolveInside, runGit, WsdError, type ContentInitializer, type GitOptions, type InitializeOptions, type InitializeResult, type InitializerStats } from '../../../core/plugin-api.js';
+import { checkoutUser, createExclusive, filteredConfig, git, gitFailure, isWsdError, parseSnapshotName, realFolderInside, runGit, WsdError, type ContentInitializer, type GitOptions, type InitializeOptions, type InitializeResult, type InitializerStats } from '../../../core/plugin-api.js';
 
 export interface PrebuildSpec {
   prebuild?: { snapshot?: string; from_volume_snapshot?: boolean } | null;
@@ -58,15 +58,17 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
       // remote, never to whatever the restored config calls `origin`.
       const remote = await checkRemote(gitSpec.remote_uri, this.#policy, `${field}.remote_uri`);
       const target = checkTarget(gitSpec, field);
-      const checkout = await resolveInside(dir, gitSpec.checkout_location ?? '', `${field}.checkout_location`, { leaf: 'folder' });
+      // A reader: the checkout must already be a real folder below the workspace (nothing is created on the way).
+      const checkout = await realFolderInside(dir, gitSpec.checkout_location ?? '');
+      if (!checkout) throw new WsdError('FAILED_PRECONDITION', `${field}.checkout_location is not a real folder in the prebuild`, { field: `${field}.checkout_location` });
       await assertPlainRepository(checkout, `${field}.checkout_location`);
       // Writes (stash, checkout) need the checkout's owner; its config is sanitized first, so root is safe here.
-      const owner = user ?? (await ownerOf(checkout));
+      const owner = await checkoutUser(checkout, user);
       const auth = await gitAuth({ ...gitSpec, remote_uri: remote.uri }, this.#secrets, signal, remote.credentials);
       const opts: GitOptions = { cwd: checkout, env: { ...auth.env, ...protocolEnv([remote.protocol]) }, ...(owner ? { user: owner } : {}), signal };
       // Submodules of the restored checkout keep configs of their own (.git/modules): git must not walk into them.
       const noSubmodules = ['-c', 'submodule.recurse=false', '-c', 'fetch.recurseSubmodules=false', '-c', 'core.logAllRefUpdates=false'];
-      const removed = await sanitizeRepositoryConfig(checkout, opts);
+      const removed = await sanitizeRepositoryConfig(checkout, owner);
       if (removed.length > 0) log.warn('removed settings from the prebuild checkout that could run commands', { checkout: gitSpec.checkout_location ?? '', keys: removed.slice(0, 20) });
       const stash = await git([...noSubmodules, '-c', 'user.name=wsd', '-c', 'user.email=wsd@localhost', 'stash', 'push', '--include-untracked', '-m', 'wsd: prebuild changes'], opts);
       const stashed = !/No local changes to save/.test(stash);
@@ -136,25 +138,23 @@ function checkTarget(spec: GitSpec, field: string): string | undefined {
 }
 
 /**
- * Removes from a checkout's own `.git/config` every setting that is not on the kept list (remotes' URLs, branches,
- * submodules, safe preferences): `core.fsmonitor`, `core.sshCommand`, `filter.*` (run by checkout for
- * `.gitattributes`), `include.path`, `url.*.insteadOf`, `credential.helper`, … Reading it runs nothing.
- * Returns the keys removed.
+ * Replaces a checkout's own `.git/config` by one holding only the kept keys (remote URLs, branches, submodules, safe
+ * preferences): `core.fsmonitor`, `core.sshCommand`, `filter.*` (run by checkout for `.gitattributes`),
+ * `include.path`, `url.*.insteadOf`, `credential.helper`, … are gone. A whole new file (temp + rename), never key
+ * by key: an edit that fails (a planted `config.lock`) must not leave a key behind. Returns the keys removed.
  */
-async function sanitizeRepositoryConfig(checkout: string, opts: GitOptions): Promise<string[]> {
+async function sanitizeRepositoryConfig(checkout: string, owner: { uid: number; gid: number } | undefined): Promise<string[]> {
   const file = path.join(checkout, '.git', 'config');
-  const listed = await runGit(['config', '--file', file, '--no-includes', '--name-only', '--list'], opts);
-  if (listed.code !== 0) throw new WsdError('FAILED_PRECONDITION', `the prebuild checkout's git config cannot be read: ${gitFailure('config', listed).message}`);
-  const removed = [...new Set(listed.stdout.split('\n').filter(Boolean))].filter((key) => !isKeptRepositoryKey(key));
-  for (const key of removed) await git(['config', '--file', file, '--unset-all', '--', key], opts).catch(() => undefined);
-  return removed;
-}
-
-/** The owner of a checkout, when wsd (root) should act as them; undefined for root-owned content or when not root. */
-async function ownerOf(checkout: string): Promise<{ uid: number; gid: number } | undefined> {
-  if (process.getuid?.() !== 0) return undefined;
-  const info = await stat(checkout);
-  return info.uid === 0 ? undefined : { uid: info.uid, gid: info.gid };
+  const { text, dropped } = await filteredConfig(file, isKeptRepositoryKey);
+  const tmp = `${file}.wsd-tmp`;
+  const handle = await createExclusive(tmp, owner);
+  try {
+    await handle.writeFile(text);
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, file);
+  return dropped;
 }
 
 /**
