@@ -6,7 +6,10 @@ import type { CompositeSpec, DownloadSpec, FromBackupSpec, GitSpec, InitializerR
  * → the domain `InitializerRef` plugins receive. Field by field, with types checked: nothing the loader adds (the
  * `spec` oneof, defaults for absent fields) reaches a plugin, and a loader option change fails here, loudly.
  */
-export function toInitializerRef(wire: unknown, field = 'initializer'): InitializerRef {
+export function toInitializerRef(wire: unknown, field = 'initializer', budget = { nodes: maxInitializers, depth: 0 }): InitializerRef {
+  // Composites nest: bounded in depth and in initializers overall, or a request could cost any amount of work.
+  if (--budget.nodes < 0) throw new WsdError('INVALID_ARGUMENT', `${field}: a request may hold at most ${maxInitializers} initializers`, { field });
+  if (budget.depth > maxDepth) throw new WsdError('INVALID_ARGUMENT', `${field}: composites may nest at most ${maxDepth} deep`, { field });
   const message = object(wire, field);
   const kind = message.spec;
   if (typeof kind !== 'string' || kind === '') {
@@ -14,19 +17,28 @@ export function toInitializerRef(wire: unknown, field = 'initializer'): Initiali
   }
   const member = message[kind] ?? {};
   const at = `${field}.${kind}`;
-  const mappers: Record<string, (value: unknown, at: string) => unknown> = {
-    empty: () => ({}),
-    git: toGitSpec,
-    snapshot: toSnapshotSpec,
-    prebuild: toPrebuildSpec,
-    composite: toCompositeSpec,
-    download: toDownloadSpec,
-    backup: toFromBackupSpec,
-  };
-  const map = mappers[kind];
-  if (!map) throw new WsdError('INVALID_ARGUMENT', `${field}: unknown initializer ${JSON.stringify(kind)}`, { field });
-  return { kind, spec: map(member, at) };
+  if (!Object.hasOwn(mappers, kind)) throw new WsdError('INVALID_ARGUMENT', `${field}: unknown initializer ${JSON.stringify(kind)}`, { field });
+  const spec =
+    kind === 'composite'
+      ? toCompositeSpec(member, at, { nodes: budget.nodes, depth: budget.depth + 1 }, budget)
+      : mappers[kind]!(member, at);
+  return { kind, spec };
 }
+
+const maxInitializers = 100;
+const maxDepth = 8;
+/** Longest string any spec field may hold (URLs, paths, refs, config values); the plugins bound them further. */
+const maxTextLength = 8192;
+
+const mappers: Record<string, (value: unknown, at: string) => unknown> = {
+  empty: () => ({}),
+  git: toGitSpec,
+  snapshot: toSnapshotSpec,
+  prebuild: toPrebuildSpec,
+  composite: () => undefined, // mapped in toInitializerRef: it carries the budget
+  download: toDownloadSpec,
+  backup: toFromBackupSpec,
+};
 
 function toGitSpec(value: unknown, at: string): GitSpec {
   const git = object(value, at);
@@ -41,6 +53,9 @@ function toGitSpec(value: unknown, at: string): GitSpec {
   if (config) {
     const custom = config.custom_config === undefined || config.custom_config === null ? undefined : object(config.custom_config, `${at}.config.custom_config`);
     const out: NonNullable<GitSpec['config']> = {};
+    if (custom && Object.keys(custom).length > 64) {
+      throw new WsdError('INVALID_ARGUMENT', `${at}.config.custom_config may have at most 64 entries`, { field: `${at}.config.custom_config` });
+    }
     if (custom && Object.keys(custom).length > 0) {
       out.custom_config = Object.fromEntries(Object.entries(custom).map(([k, v]) => [k, text(v, `${at}.config.custom_config[${JSON.stringify(k)}]`) ?? '']));
     }
@@ -70,9 +85,11 @@ function toPrebuildSpec(value: unknown, at: string): PrebuildSpec {
   return spec;
 }
 
-function toCompositeSpec(value: unknown, at: string): CompositeSpec {
+function toCompositeSpec(value: unknown, at: string, child: { nodes: number; depth: number }, parent: { nodes: number }): CompositeSpec {
   const composite = object(value, at);
-  return { initializer: list(composite.initializer, `${at}.initializer`).map((child, i) => toInitializerRef(child, `${at}.initializer[${i}]`)) };
+  const initializer = list(composite.initializer, `${at}.initializer`).map((c, i) => toInitializerRef(c, `${at}.initializer[${i}]`, child));
+  parent.nodes = child.nodes;
+  return { initializer };
 }
 
 function toDownloadSpec(value: unknown, at: string): DownloadSpec {
@@ -99,7 +116,7 @@ function toFromBackupSpec(value: unknown, at: string): FromBackupSpec {
   return spec;
 }
 
-const maxListLength = 1000;
+const maxListLength = 100;
 
 function object(value: unknown, field: string): Record<string, unknown> {
   if (value === undefined || value === null) return {};
@@ -111,6 +128,7 @@ function object(value: unknown, field: string): Record<string, unknown> {
 function text(value: unknown, field: string): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') throw new WsdError('INVALID_ARGUMENT', `${field} must be a string`, { field });
+  if (value.length > maxTextLength) throw new WsdError('INVALID_ARGUMENT', `${field} must be at most ${maxTextLength} characters`, { field });
   return value;
 }
 

@@ -6,13 +6,18 @@ import { runGit } from './git.js';
  * The text of a fresh git config holding only the keys of `file` that `keep` accepts. The file is read without
  * includes (reading config runs nothing); keys are lowercased for `keep`. Writers replace the whole file with this
  * text — removing keys one by one (`git config --unset`) fails open when something blocks the edit (a planted
- * `config.lock`). Returns the text and the keys left out.
+ * `config.lock`). Returns the text and the keys left out. `user`: who reads it (the file is someone's content);
+ * `signal`: a deadline (it may have been swapped for a fifo).
  */
-export async function filteredConfig(file: string, keep: (key: string) => boolean): Promise<{ text: string; dropped: string[] }> {
+export async function filteredConfig(
+  file: string,
+  keep: (key: string) => boolean,
+  options: { user?: { uid: number; gid: number }; signal?: AbortSignal } = {},
+): Promise<{ text: string; dropped: string[] }> {
   const info = await lstat(file).catch(() => undefined);
   if (!info) return { text: '', dropped: [] };
   if (!info.isFile()) throw new WsdError('FAILED_PRECONDITION', `${file} is not a regular file`);
-  const listed = await runGit(['config', '--file', file, '--no-includes', '--list', '-z'], { cwd: '/' });
+  const listed = await runGit(['config', '--file', file, '--no-includes', '--list', '-z'], { cwd: '/', ...options });
   if (listed.code !== 0) throw new WsdError('FAILED_PRECONDITION', `${file} cannot be read as a git config: ${listed.stderr.trim().split('\n').pop() ?? ''}`);
   const entries: Array<[string, string]> = [];
   const dropped = new Set<string>();

@@ -1,4 +1,5 @@
-import { chown, lstat, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { chown, lstat, mkdtemp, open, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { checkoutUser, runGit } from './git.js';
@@ -25,15 +26,18 @@ export async function readGitStatus(checkout: string, options: { user?: { uid: n
     pending = (async () => {
       if (!(await plainRepository(dotGit))) return undefined;
       const user = await checkoutUser(checkout, options.user);
-      // The checkout's own config was written by its user: git here reads a shadow git folder instead — the real
-      // objects, refs and index, and a config that holds only settings status needs and that run nothing.
-      const shadow = await shadowGitDir(dotGit, user);
+      // One deadline for everything, the shadow folder included: the user's own processes can swap a file for a fifo.
+      const signal = AbortSignal.timeout(options.timeoutMs ?? statusTimeoutMs);
+      let shadow: string | undefined;
       try {
-        return await statusOf(checkout, shadow, user, AbortSignal.timeout(options.timeoutMs ?? statusTimeoutMs));
+        // The checkout's own config was written by its user: git here reads a shadow git folder instead — the real
+        // objects, refs and index, and a config that holds only settings status needs and that run nothing.
+        shadow = await shadowGitDir(dotGit, user, signal);
+        return await statusOf(checkout, shadow, user, signal);
       } catch {
-        return undefined; // timed out (a fifo in the tree, a huge repository): no status rather than no answer
+        return undefined; // timed out (a fifo in the tree, a huge repository) or refused: no status rather than no answer
       } finally {
-        await rm(shadow, { recursive: true, force: true });
+        if (shadow) await rm(shadow, { recursive: true, force: true });
       }
     })();
     inFlight.set(checkout, pending);
@@ -144,17 +148,25 @@ const statusKeys =
  * A temp git folder that links the real one's data entries and carries a config rewritten from the real config
  * file (read without includes: reading config runs nothing) with only {@link statusKeys}. Given to `user`.
  */
-async function shadowGitDir(dotGit: string, user: { uid: number; gid: number } | undefined): Promise<string> {
+async function shadowGitDir(dotGit: string, user: { uid: number; gid: number } | undefined, signal: AbortSignal): Promise<string> {
   const shadow = await mkdtemp(path.join(os.tmpdir(), 'wsd-git-status-'));
   try {
     for (const name of shadowEntries) {
       const info = await lstat(path.join(dotGit, name)).catch(() => undefined);
       if (info && (info.isFile() || info.isDirectory())) await symlink(path.join(dotGit, name), path.join(shadow, name));
     }
-    const head = path.join(dotGit, 'HEAD');
-    const headInfo = await lstat(head).catch(() => undefined);
-    if (headInfo?.isFile() && headInfo.size <= maxHeadBytes) await writeFile(path.join(shadow, 'HEAD'), await readFile(head));
-    const { text } = await filteredConfig(path.join(dotGit, 'config'), (key) => statusKeys.test(key));
+    // Opened without following a link and without blocking on a fifo, then checked on the open handle: the file can
+    // be swapped between a check by path and the read (a symlink to /etc/shadow would be copied as root).
+    const head = await open(path.join(dotGit, 'HEAD'), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK).catch(() => undefined);
+    if (head) {
+      try {
+        const info = await head.stat();
+        if (info.isFile() && info.size <= maxHeadBytes) await writeFile(path.join(shadow, 'HEAD'), await head.readFile());
+      } finally {
+        await head.close();
+      }
+    }
+    const { text } = await filteredConfig(path.join(dotGit, 'config'), (key) => statusKeys.test(key), { ...(user ? { user } : {}), signal });
     await writeFile(path.join(shadow, 'config'), text, { mode: 0o600 });
     if (user) {
       await chown(shadow, user.uid, user.gid);

@@ -50,7 +50,7 @@ export function runGit(args: string[], options: GitOptions): Promise<GitResult> 
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-16_000)));
     child.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.name === 'AbortError') reject(new WsdError('CANCELLED', `git ${args[0]}: cancelled`));
+      if (error.name === 'AbortError') reject(new WsdError('CANCELLED', `git ${subcommand(args)}: cancelled`));
       else reject(new WsdError('FAILED_PRECONDITION', error.code === 'ENOENT' ? 'git is not installed' : `git: ${error.message}`));
     });
     child.once('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));

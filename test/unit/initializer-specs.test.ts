@@ -45,4 +45,15 @@ describe('wire → domain initializer specs', () => {
       assert.throws(() => toInitializerRef(wire), (error: unknown) => isWsdError(error, 'INVALID_ARGUMENT') && error.field === field, JSON.stringify(wire));
     }
   });
+
+  it('bounds what a request may hold: nesting depth, initializers overall, string length', () => {
+    let deep: unknown = { spec: 'empty', empty: {} };
+    for (let i = 0; i < 20; i++) deep = { spec: 'composite', composite: { initializer: [deep] } };
+    assert.throws(() => toInitializerRef(deep), (e: unknown) => isWsdError(e, 'INVALID_ARGUMENT') && /nest at most/.test((e as Error).message));
+    const wide = { spec: 'composite', composite: { initializer: Array.from({ length: 50 }, () => ({ spec: 'composite', composite: { initializer: Array.from({ length: 50 }, () => ({ spec: 'empty', empty: {} })) } })) } };
+    assert.throws(() => toInitializerRef(wide), (e: unknown) => isWsdError(e, 'INVALID_ARGUMENT') && /at most 100 initializers/.test((e as Error).message));
+    assert.throws(() => toInitializerRef({ spec: 'git', git: { remote_uri: `https://h/${'a'.repeat(10_000)}` } }), (e: unknown) => isWsdError(e, 'INVALID_ARGUMENT') && (e as { field?: string }).field === 'initializer.git.remote_uri');
+    const fine = { spec: 'composite', composite: { initializer: Array.from({ length: 10 }, () => ({ spec: 'empty', empty: {} })) } };
+    assert.equal((toInitializerRef(fine).spec as { initializer: unknown[] }).initializer.length, 10);
+  });
 });
