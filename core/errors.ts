@@ -56,10 +56,6 @@ export class WsdError extends Error {
     this.field = options.field;
   }
 
-  /** True for an error that is worth retrying with backoff. */
-  get transient(): boolean {
-    return this.code === 'UNAVAILABLE' || this.code === 'DEADLINE_EXCEEDED';
-  }
 }
 
 /**
@@ -70,6 +66,11 @@ export function isWsdError(error: unknown, code?: WsdErrorCode): error is WsdErr
   if (typeof error !== 'object' || error === null || (error as Record<symbol, unknown>)[wsdErrorBrand] !== true) return false;
   const own = (error as { code?: unknown }).code;
   return (wsdErrorCodes as readonly unknown[]).includes(own) && (code === undefined || own === code);
+}
+
+/** Whether `error` is a WsdError (of any copy of wsd) worth retrying with backoff: UNAVAILABLE, DEADLINE_EXCEEDED. */
+export function isTransient(error: unknown): boolean {
+  return isWsdError(error, 'UNAVAILABLE') || isWsdError(error, 'DEADLINE_EXCEEDED');
 }
 
 /** Wraps anything thrown into a WsdError, keeping an existing WsdError (of any copy of wsd) as it is. */

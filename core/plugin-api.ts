@@ -35,7 +35,7 @@ export * from './initializer/specs.js';
 export * from './health/health-check.js';
 
 // Errors: a closed set of codes, recognised by brand.
-export { WsdError, wsdErrorCodes, isWsdError, toWsdError, isAbortError, errnoCode, type WsdErrorCode, type WsdErrorOptions } from './errors.js';
+export { WsdError, wsdErrorCodes, isWsdError, isTransient, toWsdError, isAbortError, errnoCode, type WsdErrorCode, type WsdErrorOptions } from './errors.js';
 
 // Config: zod (a Standard Schema) as wsd uses it, and wsd's own field types. Plugins need no zod dependency.
 export { z } from 'zod';

@@ -1,4 +1,4 @@
-import { isWsdError } from './errors.js';
+import { isTransient } from './errors.js';
 
 export interface RetryOptions {
   /** Tries in all (default: unlimited, bounded by `deadlineMs`). */
@@ -21,7 +21,7 @@ export interface RetryOptions {
  * error is thrown as it is. The one backoff loop of wsd (git, downloads, one-time secrets, periodic backups).
  */
 export async function retry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions): Promise<T> {
-  const retryable = options.retryable ?? ((error: unknown) => isWsdError(error) && (error.code === 'UNAVAILABLE' || error.code === 'DEADLINE_EXCEEDED'));
+  const retryable = options.retryable ?? ((error: unknown) => isTransient(error));
   const deadline = options.deadlineMs === undefined ? Infinity : Date.now() + options.deadlineMs;
   for (let attempt = 1, delay = options.initialDelayMs; ; attempt++, delay *= options.factor ?? 2) {
     options.signal?.throwIfAborted();

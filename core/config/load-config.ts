@@ -128,7 +128,10 @@ export async function validateConfig(
   const workingArea = root.workingArea ? path.resolve(options.baseDir, root.workingArea) : path.join(dataDir, 'workspaces');
   // State lives apart from content, where no workspace id can name it (ids name folders in the working area).
   const stateDir = path.join(dataDir, 'state');
-  const within = (child: string, parent: string) => child === parent || child.startsWith(`${parent}${path.sep}`);
+  const within = (child: string, parent: string) => {
+    const relative = path.relative(parent, child);
+    return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+  };
   if (within(dataDir, workingArea) || within(workingArea, stateDir)) {
     issues.push({ path: 'workingArea', message: `must be a folder of its own, not ${dataDir} itself or inside ${stateDir}: workspace ids name folders in it, and state files live in ${stateDir}` });
   }

@@ -112,14 +112,13 @@ export class Kernel {
   }
 
   /**
-   * Calls `stop` on every started plugin in reverse start order, then disposes the container (tsyringe calls
-   * `dispose()` on disposable instances it holds). Errors are logged, never thrown. Idempotent.
+   * Calls `stop` on every started plugin in reverse start order (the instances are values the kernel registered,
+   * which tsyringe's own `dispose` would not touch). Errors are logged, never thrown. Idempotent.
    */
   async stop(): Promise<void> {
     if (this.#state === 'stopped' || this.#state === 'stopping') return;
     this.#state = 'stopping';
     await this.#stopStarted();
-    await Promise.resolve(this.#container.dispose()).catch((error: unknown) => this.#log.error('disposing the container failed', { error: error as Error }));
     this.#state = 'stopped';
   }
 

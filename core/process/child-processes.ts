@@ -203,15 +203,15 @@ export async function sweepOrphans(marker: string, options: { log?: Logger; time
   const ownGroup = (await scanProcesses([process.pid]))[0]?.pgid;
   const spare = (pgid: number) => pgid === ownGroup || pgid <= 1 || groups.has(pgid);
   const ended = new Map<number, MarkedProcess>();
-  const leaders = new Set<number>();
   const deadline = Date.now() + (options.timeoutMs ?? killWaitMs);
   // Kill, rescan, repeat: an orphan may fork between the scan and the kill, and the rescan doubles as the wait.
   for (;;) {
     const marked = (await listMarkedProcesses(marker)).filter((p) => !spare(p.pgid));
     const markedPids = new Set(marked.map((p) => p.pid));
     // A group is killed only when its leader carries the marker, i.e. spawnTracked created it: a stray process that
-    // merely copied the variable cannot point wsd at somebody else's group.
-    for (const p of marked) if (p.pid === p.pgid) leaders.add(p.pgid);
+    // merely copied the variable cannot point wsd at somebody else's group. Leaders alive in *this* scan only: the
+    // id of a group that is gone may already belong to someone else (wsd is root).
+    const leaders = new Set(marked.filter((p) => p.pid === p.pgid).map((p) => p.pgid));
     const members = leaders.size ? (await scanProcesses()).filter((p) => leaders.has(p.pgid) && p.pid !== process.pid && !markedPids.has(p.pid)) : [];
     const alive = [...marked, ...await Promise.all(members.map(async (p) => ({ pid: p.pid, pgid: p.pgid, command: await commandOf(p.pid, p.comm) })))];
     if (alive.length === 0) break;

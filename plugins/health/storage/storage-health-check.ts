@@ -22,6 +22,9 @@ export interface StorageHealthCheckOptions {
  * The first check probes; later checks return the cached result until `intervalMs` has passed since that probe
  * started, and then the next check probes again. Checks that arrive while a probe runs share it.
  */
+/** How long one shared probe (a put and a delete) may take. */
+const probeTimeoutMs = 30_000;
+
 export class StorageHealthCheck implements HealthCheck {
   readonly name = 'storage';
   readonly critical: boolean;
@@ -44,13 +47,22 @@ export class StorageHealthCheck implements HealthCheck {
     if (this.#last && this.#now() - this.#last.at < this.#intervalMs) return this.#last.result;
     if (!this.#running) {
       const at = this.#now();
-      this.#running = this.#probe(signal).then((result) => {
+      // The probe is shared by every check that arrives meanwhile, so it runs under its own deadline, not the first
+      // caller's: one caller giving up must not fail (and cache as failing) everybody's answer.
+      this.#running = this.#probe(AbortSignal.timeout(probeTimeoutMs)).then((result) => {
         this.#last = { at, result };
         this.#running = undefined;
         return result;
       });
     }
-    return this.#running;
+    // Each caller still stops waiting at its own deadline.
+    return Promise.race([
+      this.#running,
+      new Promise<HealthResult>((resolve) => {
+        if (signal.aborted) resolve({ status: 'failing', reason: 'storage: no answer before the probe deadline' });
+        signal.addEventListener('abort', () => resolve({ status: 'failing', reason: 'storage: no answer before the probe deadline' }), { once: true });
+      }),
+    ]);
   }
 
   async #probe(signal: AbortSignal): Promise<HealthResult> {

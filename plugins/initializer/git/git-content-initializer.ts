@@ -3,7 +3,7 @@ import path from 'node:path';
 import { gitAuth } from './credentials.js';
 import { checkBranch, checkCommit, checkCustomConfig, checkRemote, defaultGitRemotePolicy, networksOf, protocolEnv, type GitRemotePolicy } from './git-policy.js';
 import { OneTimeSecrets } from './one-time-secret.js';
-import { git, gitFailure, realFolderInside, resolveInside, retry, runGit, spawnTracked, WsdError, type ContentInitializer, type GitOptions, type InitializeOptions, type InitializeResult, type Logger } from '../../../core/plugin-api.js';
+import { git, gitFailure, realFolderInside, resolveInside, retry, runGit, spawnTracked, WsdError, type ContentInitializer, type GitOptions, type GitResult, type InitializeOptions, type InitializeResult, type Logger } from '../../../core/plugin-api.js';
 
 /** The API's GitInitializer, as delivered (proto field names, enums as names). */
 export interface GitSpec {
@@ -192,12 +192,21 @@ async function initSubmodules(repo: string, opts: GitOptions, policy: GitRemoteP
     const newline = entry.indexOf('\n');
     const key = entry.slice(0, newline);
     const name = key.slice('submodule.'.length, -'.url'.length);
+    // Git fetches what the config says: a checked URL is written back as checked (resolved local path, no
+    // userinfo), a refused one is switched off. If either write fails, no submodule of this level is fetched.
+    let configured: GitResult;
     try {
-      pins.push(...(await checkRemote(entry.slice(newline + 1), policy, `submodule ${name}`)).gitArgs);
+      const checked = await checkRemote(entry.slice(newline + 1), policy, `submodule ${name}`);
+      pins.push(...checked.gitArgs);
       names.push(name);
+      configured = await runGit(['config', '--local', '--', key, checked.uri], here);
     } catch (error) {
       log.warn('submodule left out: its URL is not allowed', { submodule: name, error: (error as Error).message });
-      await runGit(['config', '--local', `submodule.${name}.update`, 'none'], here);
+      configured = await runGit(['config', '--local', '--', `submodule.${name}.update`, 'none'], here);
+    }
+    if (configured.code !== 0) {
+      log.warn('submodules left out: their configuration could not be written', { error: gitFailure('config', configured).message });
+      return;
     }
   }
   const update = await runGit([...pins, 'submodule', 'update', ...(shallow ? ['--depth=1'] : [])], here);
