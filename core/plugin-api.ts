@@ -52,7 +52,7 @@ export { runGit, git, gitFailure, checkoutUser, type GitOptions, type GitResult 
 export { filteredConfig } from './content/git-config.js';
 export { parseSnapshotName } from './content/backup-store.js';
 export { spawnTracked } from './process/child-processes.js';
-export { AddressPolicy, defaultDeniedNetworks, guardedLookup, parseIp, redactUrl, redactUrlsIn } from './net/address-policy.js';
+export { AddressPolicy, defaultDeniedNetworks, guardedLookup, parseIp, redactUrl } from './net/address-policy.js';
 export { guardedGet } from './net/guarded-get.js';
 export { scrubSecrets, redactValue } from './observability/redact.js';
 export type { Logger, LogFields } from './observability/logger.js';

@@ -169,10 +169,6 @@ export function redactUrl(url: string | URL): string {
   return copy.href;
 }
 
-/** `text` with every `scheme://…` URL in it passed through {@link redactUrl}: for messages of errors from libraries. */
-export function redactUrlsIn(text: string): string {
-  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>`]+/gi, (url) => redactUrl(url));
-}
 
 /** The address as text: dotted IPv4, or compressed IPv6 (RFC 5952). */
 export function formatIp(ip: IpAddress): string {

@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AddressPolicy, createExclusive, DigestStream, guardedLookup, insideFolder, isWsdError, makeRealFolders, redactUrl, redactUrlsIn, retry, transientHttpStatus, WsdError, type ContentInitializer, type InitializeOptions, type InitializeResult, type Logger } from '../../../core/plugin-api.js';
+import { AddressPolicy, createExclusive, DigestStream, guardedLookup, insideFolder, isWsdError, makeRealFolders, redactUrl, retry, scrubSecrets, transientHttpStatus, WsdError, type ContentInitializer, type InitializeOptions, type InitializeResult, type Logger } from '../../../core/plugin-api.js';
 
 export interface DownloadSpec {
   files?: Array<{ url?: string; file_path?: string; digest?: string }>;
@@ -222,7 +222,7 @@ function parseUrl(value: string | undefined, field: string): URL {
 
 /** A library error for a message: its text with any URL in it redacted (no cause is kept: its text is not). */
 function describe(error: unknown): string {
-  return redactUrlsIn(error instanceof Error ? error.message : String(error));
+  return scrubSecrets(error instanceof Error ? error.message : String(error));
 }
 
 /** A pass-through that fails with `error()` once more than `max` bytes went through. */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { gitAuth } from './credentials.js';
 import { checkBranch, checkCommit, checkCustomConfig, checkRemote, defaultGitRemotePolicy, networksOf, protocolEnv, type GitRemotePolicy } from './git-policy.js';
 import { OneTimeSecrets } from './one-time-secret.js';
-import { git, gitFailure, realFolderInside, resolveInside, retry, runGit, spawnTracked, WsdError, type ContentInitializer, type GitOptions, type GitResult, type InitializeOptions, type InitializeResult, type Logger } from '../../../core/plugin-api.js';
+import { git, gitFailure, realFolderInside, scrubSecrets, resolveInside, retry, runGit, spawnTracked, WsdError, type ContentInitializer, type GitOptions, type GitResult, type InitializeOptions, type InitializeResult, type Logger } from '../../../core/plugin-api.js';
 
 /** The API's GitInitializer, as delivered (proto field names, enums as names). */
 export interface GitSpec {
@@ -66,7 +66,7 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
     const target =
       mode === 'REMOTE_COMMIT' ? checkCommit(spec.clone_taget, field('clone_taget')) : mode === 'REMOTE_HEAD' ? undefined : checkBranch(spec.clone_taget, field('clone_taget'));
     const checkout = await resolveInside(dir, spec.checkout_location ?? '', field('checkout_location'), { leaf: 'new-folder', ...(user ? { owner: user } : {}) });
-    const glog = log.child({ remote: redact(remote.uri), mode });
+    const glog = log.child({ remote: scrubSecrets(remote.uri), mode });
     const credentials = await gitAuth({ ...spec, remote_uri: remote.uri }, this.#secrets, signal, remote.credentials);
     // Every command that talks to origin: credentials for its host, its checked addresses pinned.
     const auth = [...credentials.args, ...remote.gitArgs];
@@ -96,7 +96,7 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
       }
       // `checkout` knows no --end-of-options; the target is hex (checked above) and `--` ends the revisions.
       await git(['checkout', '--detach', target!, '--'], inRepo).catch((error: WsdError) => {
-        throw new WsdError('FAILED_PRECONDITION', `commit ${target} not found in ${redact(remote.uri)}: ${error.message}`, { field: field('clone_taget') });
+        throw new WsdError('FAILED_PRECONDITION', `commit ${target} not found in ${scrubSecrets(remote.uri)}: ${error.message}`, { field: field('clone_taget') });
       });
     } else if (mode === 'LOCAL_BRANCH') {
       await git(['checkout', '-b', target!, '--'], inRepo);
@@ -107,7 +107,7 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
       // Credentials the upstream URL carried are its own; otherwise the origin's (answered only for its host).
       const upstreamAuth = upstream.credentials ? await gitAuth({ remote_uri: upstream.uri }, this.#secrets, signal, upstream.credentials) : credentials;
       const fetched = await runGit([...upstreamAuth.args, ...upstream.gitArgs, 'fetch', ...(shallow ? ['--depth=1'] : []), 'upstream'], { ...inRepo, env: { ...upstreamAuth.env, ...protocolEnv([upstream.protocol]) } });
-      if (fetched.code !== 0) glog.warn('fetching upstream failed', { upstream: redact(upstream.uri), error: gitFailure('fetch', fetched).message });
+      if (fetched.code !== 0) glog.warn('fetching upstream failed', { upstream: scrubSecrets(upstream.uri), error: gitFailure('fetch', fetched).message });
     }
     // No credentials for submodules: they may live on other hosts, which must not see the user's token.
     const submodulePolicy: GitRemotePolicy = { ...policy, protocols: policy.protocols.filter((p) => p !== 'file' || this.#options.allowFileSubmodules) };
@@ -224,10 +224,6 @@ async function wipe(checkout: string, keepFolder: boolean): Promise<void> {
   for (const name of await readdir(checkout).catch(() => [] as string[])) await rm(path.join(checkout, name), { recursive: true, force: true });
 }
 
-/** A remote URL without credentials, for logs and messages. */
-export function redact(uri: string): string {
-  return uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
-}
 
 /** Bytes under `dir` (0 if du fails): a tracked child like every other, so a daemon stop ends it too. */
 function du(dir: string): Promise<number> {
