@@ -128,7 +128,7 @@ export async function extractArchive(body: Readable, dir: string, options: Extra
   // tar exits once it has read the end-of-archive record, and node then closes its stdin: possibly before the
   // inspector has ended (zstd still flushing, trailing padding). That is not a failure (tar's exit code says how it
   // went), but a plain pipeline would call it "Premature close" — a spurious DATA_LOSS on a good archive.
-  const toTar = new ChildStdin(tar.stdin!);
+  const toTar = new ChildStdin(tar.stdin!, () => inspector.reachedEnd);
   const zstdErr = captureTail(zstd.stderr);
   const tarErr = captureTail(tar.stderr);
   const exits = Promise.all([exitOf(zstd, 'zstd'), exitOf(tar, 'tar')]);

@@ -27,10 +27,17 @@ export function captureTail(stream: NodeJS.ReadableStream | null, limit = 4000):
 export class ChildStdin extends Writable {
   closedEarly = false;
   readonly #target: Writable;
+  readonly #mayStopEarly: () => boolean;
 
-  constructor(target: Writable) {
+  /**
+   * `mayStopEarly`: whether the child may have stopped reading by now (tar after the end-of-archive block). When it
+   * closes its input before that, the rest is not swallowed: writing fails at once (a tar that died must not make
+   * wsd fetch and decompress the remaining GiBs first).
+   */
+  constructor(target: Writable, mayStopEarly: () => boolean = () => true) {
     super();
     this.#target = target;
+    this.#mayStopEarly = mayStopEarly;
     target.on('error', () => (this.closedEarly = true));
     target.on('close', () => {
       if (!target.writableFinished) this.closedEarly = true;
@@ -40,12 +47,12 @@ export class ChildStdin extends Writable {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.closedEarly || this.#target.destroyed) {
       this.closedEarly = true;
-      callback();
+      callback(this.#mayStopEarly() ? null : new Error('the child stopped reading its input'));
       return;
     }
     this.#target.write(chunk, (error) => {
       if (error) this.closedEarly = true;
-      callback();
+      callback(error && !this.#mayStopEarly() ? error : null);
     });
   }
 

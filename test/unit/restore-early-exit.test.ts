@@ -48,4 +48,12 @@ describe('writing into a child that exits before its input ends', () => {
     assert.equal(out.trim(), '8192');
     assert.equal(sink.closedEarly, false);
   });
+
+  it('ChildStdin fails at once when the child closes its input before it may (tar died mid-archive)', async () => {
+    const child = spawn('head', ['-c', '100'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const exited = exitOf(child, 'head');
+    const sink = new ChildStdin(child.stdin, () => false);
+    await assert.rejects(pipeline(source(exited), sink), /stopped reading|EPIPE|destroyed/);
+    assert.equal(await exited, 0);
+  });
 });
