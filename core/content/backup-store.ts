@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WsdError, isWsdError, toWsdError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { PutOptions, StorageBackend } from '../storage/storage-backend.js';
+import type { ArchiveManifest, ArchiveService } from '../initializer/archive-service.js';
 import { archiveFormat, createArchive, extractArchive, type ExtractOptions } from './archive.js';
 import { DigestStream } from './digest-stream.js';
 import { Semaphore } from './semaphore.js';
@@ -36,27 +37,7 @@ const latestAttempts = 5;
 export type ArchiveKind = 'backup' | 'snapshot';
 
 /** Written next to every archive, and (for backups) as `backups/latest.json` once the archive is safely stored. */
-export interface BackupManifest {
-  version: 1;
-  kind: ArchiveKind;
-  /** Storage key of the archive. */
-  object: string;
-  /** Bytes of the archive as stored. */
-  size: number;
-  /** sha256 (hex) of the archive bytes; checked on restore. */
-  sha256: string;
-  format: typeof archiveFormat;
-  createdAt: string;
-  files: number;
-  bytesUncompressed: number;
-  /** The workspace (meta) id the archive belongs to. */
-  workspaceId: string;
-  owner: string;
-  /** The instance that was archived. */
-  instanceId: string;
-  /** HMAC-SHA256 (hex) of the manifest without this field, keys sorted; present when a key is configured. */
-  hmac?: string;
-}
+export type BackupManifest = ArchiveManifest;
 
 export interface ArchiveTarget {
   owner: string;
@@ -82,7 +63,7 @@ const manifestSuffix = '.manifest.json';
  * etag (ADR 0005). "Newer" is key order: backup keys start with a sortable UTC time. A backup that finds a newer one
  * already current stays as an older backup (kept or pruned by `keep`); that is not an error.
  */
-export class BackupStore {
+export class BackupStore implements ArchiveService {
   readonly #storage: StorageBackend;
   readonly #log: Logger;
   readonly #options: Required<Pick<BackupStoreOptions, 'keep' | 'compressionLevel'>> & { extract: ExtractOptions };

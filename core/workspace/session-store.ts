@@ -41,11 +41,6 @@ export class SessionStore {
     return path.join(this.#dir, `${id}${suffix}`);
   }
 
-  /** Whether a state file exists for `id`, readable or not (a new workspace must not overwrite one). */
-  async exists(id: string): Promise<boolean> {
-    return (await lstat(this.fileFor(id)).catch(() => undefined)) !== undefined;
-  }
-
   async save(record: WorkspaceRecord): Promise<void> {
     await makeFolders(this.#dir, 0o700);
     const target = this.fileFor(record.id);

@@ -79,7 +79,7 @@ export function assertValidWorkspaceId(id: unknown, field = 'id'): asserts id is
   if (id.length > maxIdLength) {
     throw new WsdError('INVALID_ARGUMENT', `${field} must be at most ${maxIdLength} characters`, { field });
   }
-  if (!idPattern.test(id) || id.includes('..')) {
+  if (!isValidWorkspaceId(id)) {
     throw new WsdError('INVALID_ARGUMENT', `${field} ${JSON.stringify(id)} may only contain letters, digits, ".", "_" and "-" (and no "..")`, { field });
   }
 }

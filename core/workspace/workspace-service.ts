@@ -68,8 +68,8 @@ export const defaultWorkspaceSettings: WorkspaceSettings = {
 
 export interface WorkspaceServiceDeps {
   workingArea: string;
-  /** Folder of the state files, apart from the working area (default `<workingArea>/../state`). */
-  stateDir?: string;
+  /** Folder of the state files, apart from the working area (the config's `paths.stateDir`). */
+  stateDir: string;
   storage: StorageBackend;
   quota: QuotaStrategy;
   initializers: InitializerLookup;
@@ -118,7 +118,7 @@ export class WorkspaceService {
     this.#deps = deps;
     this.#log = deps.log;
     this.#settings = deps.settings ?? defaultWorkspaceSettings;
-    this.#store = new SessionStore(deps.stateDir ?? path.join(path.dirname(deps.workingArea), 'state'), deps.log, { legacyDir: deps.workingArea });
+    this.#store = new SessionStore(deps.stateDir, deps.log, { legacyDir: deps.workingArea });
     this.#backups = deps.backups;
     this.#quotas = new WorkspaceQuotas(deps.quota, deps.log);
     this.#scheduler = new BackupScheduler({
@@ -199,7 +199,7 @@ export class WorkspaceService {
       // Persisted without secrets: an interrupted init is not replayed (ADR 0002), so nothing needs them later.
       // The plugin that owns the spec takes its credentials out; URL credentials and presigned queries are scrubbed
       // on top, whatever the plugin knows.
-      initializer: { kind: request.initializer.kind, spec: redactSecrets(plugin.redact?.(request.initializer.spec, this.#deps.initializers) ?? request.initializer.spec) },
+      initializer: { kind: request.initializer.kind, spec: redactValue(plugin.redact?.(request.initializer.spec, this.#deps.initializers) ?? request.initializer.spec) },
       remoteStorageDisabled: request.remoteStorageDisabled,
       storageQuotaBytes: request.storageQuotaBytes,
       ...(leftover ? { quota: leftover } : {}),
@@ -398,7 +398,12 @@ export class WorkspaceService {
       dir: record.folder,
       workspace: { id: record.id, owner: record.owner, metaId: record.metaId },
       storage: this.#deps.storage,
-      archives: this.#backups,
+      // The workspace's quota is bound here, once: no initializer can restore past it by forgetting to pass it.
+      archives: {
+        latestBackup: (target) => this.#backups.latestBackup(target),
+        snapshot: (name) => this.#backups.snapshot(name),
+        restore: (manifest, dir, signal, limits) => this.#backups.restore(manifest, dir, signal, { ...limits, ...(record.storageQuotaBytes ? { quotaBytes: record.storageQuotaBytes } : {}) }),
+      },
       initializers: this.#deps.initializers,
       signal: this.#shutdown.signal,
       log,
@@ -563,12 +568,4 @@ function initFailure(error: unknown, kind: string): WsdError {
   if (['NOT_FOUND', 'INVALID_ARGUMENT', 'ALREADY_EXISTS', 'RESOURCE_EXHAUSTED', 'UNAVAILABLE', 'DATA_LOSS'].includes(wsd.code)) return wsd;
   if (isWsdError(error, 'CANCELLED')) return new WsdError('UNAVAILABLE', `init (${kind}) interrupted: wsd is shutting down`, { cause: error });
   return new WsdError('FAILED_PRECONDITION', `initializer ${kind} failed: ${wsd.message}`, { cause: wsd, ...(wsd.field ? { field: wsd.field } : {}) });
-}
-
-/**
- * A copy of an initializer spec fit to persist: credential fields replaced, URLs without userinfo or query (a
- * token in `remote_uri`, a presigned download URL), at any depth (composite and prebuild nest specs).
- */
-export function redactSecrets(value: unknown): unknown {
-  return redactValue(value);
 }

@@ -1,9 +1,6 @@
-import { WsdError, type ContentInitializer, type InitializeOptions, type InitializeResult } from '../../../core/plugin-api.js';
+import { WsdError, type ContentInitializer, type InitializeOptions, type InitializeResult, type FromBackupSpec } from '../../../core/plugin-api.js';
 
-export interface FromBackupSpec {
-  checkout_location?: string;
-  from_volume_snapshot?: boolean;
-}
+export type { FromBackupSpec } from '../../../core/plugin-api.js';
 
 /**
  * Restores the latest backup of the workspace (`metadata.meta_id`). No backup is `NOT_FOUND` — never a silently

@@ -5,12 +5,9 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AddressPolicy, createExclusive, DigestStream, guardedLookup, insideFolder, isWsdError, makeRealFolders, redactUrl, retry, scrubSecrets, transientHttpStatus, WsdError, type ContentInitializer, type InitializeOptions, type InitializeResult, type Logger } from '../../../core/plugin-api.js';
+import { AddressPolicy, createExclusive, DigestStream, guardedLookup, insideFolder, isWsdError, makeRealFolders, redactUrl, retry, scrubSecrets, transientHttpStatus, WsdError, type ContentInitializer, type InitializeOptions, type InitializeResult, type Logger, type DownloadSpec } from '../../../core/plugin-api.js';
 
-export interface DownloadSpec {
-  files?: Array<{ url?: string; file_path?: string; digest?: string }>;
-  target_location?: string;
-}
+export type { DownloadSpec } from '../../../core/plugin-api.js';
 
 export interface DownloadOptions {
   attempts: number;

@@ -3,24 +3,9 @@ import path from 'node:path';
 import { gitAuth } from './credentials.js';
 import { checkBranch, checkCommit, checkCustomConfig, checkRemote, defaultGitRemotePolicy, networksOf, protocolEnv, type GitRemotePolicy } from './git-policy.js';
 import { OneTimeSecrets } from './one-time-secret.js';
-import { git, gitFailure, realFolderInside, scrubSecrets, resolveInside, retry, runGit, spawnTracked, WsdError, type ContentInitializer, type GitOptions, type GitResult, type InitializeOptions, type InitializeResult, type Logger } from '../../../core/plugin-api.js';
+import { git, gitFailure, realFolderInside, scrubSecrets, resolveInside, retry, runGit, spawnTracked, WsdError, type ContentInitializer, type GitOptions, type GitResult, type InitializeOptions, type InitializeResult, type Logger, type GitSpec } from '../../../core/plugin-api.js';
 
-/** The API's GitInitializer, as delivered (proto field names, enums as names). */
-export interface GitSpec {
-  remote_uri?: string;
-  upstream_Remote_uri?: string;
-  target_mode?: 'REMOTE_HEAD' | 'REMOTE_COMMIT' | 'REMOTE_BRANCH' | 'LOCAL_BRANCH';
-  clone_taget?: string;
-  checkout_location?: string;
-  config?: {
-    custom_config?: Record<string, string>;
-    authentication?: 'NO_AUTH' | 'BASIC_AUTH' | 'BASIC_AUTH_OTS';
-    auth_user?: string;
-    auth_password?: string;
-    auth_ots?: string;
-  } | null;
-  full_clone?: boolean;
-}
+export type { GitSpec } from '../../../core/plugin-api.js';
 
 export interface GitInitializerOptions {
   /** How long transient clone/fetch failures are retried, in ms. */

@@ -4,12 +4,9 @@ import { gitAuth } from '../git/credentials.js';
 import { redactGitSpec, type GitSpec } from '../git/git-content-initializer.js';
 import { checkBranch, checkCommit, checkRemote, defaultGitRemotePolicy, isKeptRepositoryKey, networksOf, protocolEnv, type GitRemotePolicy } from '../git/git-policy.js';
 import { OneTimeSecrets } from '../git/one-time-secret.js';
-import { checkoutUser, createExclusive, filteredConfig, git, gitFailure, isWsdError, parseSnapshotName, realFolderInside, runGit, WsdError, type ContentInitializer, type GitOptions, type InitializeOptions, type InitializeResult, type InitializerStats } from '../../../core/plugin-api.js';
+import { checkoutUser, createExclusive, filteredConfig, git, gitFailure, isWsdError, parseSnapshotName, realFolderInside, runGit, WsdError, type ContentInitializer, type GitOptions, type InitializeOptions, type InitializeResult, type InitializerStats, type PrebuildSpec } from '../../../core/plugin-api.js';
 
-export interface PrebuildSpec {
-  prebuild?: { snapshot?: string; from_volume_snapshot?: boolean } | null;
-  git?: GitSpec[];
-}
+export type { PrebuildSpec } from '../../../core/plugin-api.js';
 
 /**
  * Restores a prebuild snapshot, then brings each git checkout to its target while keeping what the prebuild left in

@@ -1,9 +1,6 @@
-import { parseSnapshotName, WsdError, type ContentInitializer, type InitializeOptions, type InitializeResult } from '../../../core/plugin-api.js';
+import { parseSnapshotName, WsdError, type ContentInitializer, type InitializeOptions, type InitializeResult, type SnapshotSpec } from '../../../core/plugin-api.js';
 
-export interface SnapshotSpec {
-  snapshot?: string;
-  from_volume_snapshot?: boolean;
-}
+export type { SnapshotSpec } from '../../../core/plugin-api.js';
 
 /** Restores a snapshot by the name TakeSnapshot returned. A missing snapshot is `NOT_FOUND`. */
 export class SnapshotContentInitializer implements ContentInitializer<SnapshotSpec> {
