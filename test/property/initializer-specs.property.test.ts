@@ -184,17 +184,27 @@ function gitCalls(): string[] {
   return existsSync(gitLog) ? readFileSync(gitLog, 'utf8').split('\n').filter(Boolean) : [];
 }
 
-let stats = { runs: 0, gitRuns: 0, succeeded: 0, codes: new Map<string, number>() };
+let stats = { runs: 0, gitRuns: 0, succeeded: 0, aborted: 0, codes: new Map<string, number>() };
 
 /** fc.assert, then (pass or fail) a line of what the runs did: how many reached git, succeeded, failed how. */
-async function check(t: { diagnostic(message: string): void }, property: fc.IAsyncProperty<unknown>, params: ReturnType<typeof assertOptions>): Promise<void> {
-  stats = { runs: 0, gitRuns: 0, succeeded: 0, codes: new Map() };
+async function check(
+  t: { diagnostic(message: string): void },
+  property: fc.IAsyncProperty<unknown>,
+  params: ReturnType<typeof assertOptions>,
+  floor: { gitRuns?: number; succeeded?: number } = {},
+): Promise<void> {
+  stats = { runs: 0, gitRuns: 0, succeeded: 0, aborted: 0, codes: new Map() };
   try {
     await fc.assert(property, params);
   } finally {
     const outcomes = JSON.stringify(Object.fromEntries(stats.codes));
-    t.diagnostic(`runs ${stats.runs}, reaching git ${stats.gitRuns}, succeeded ${stats.succeeded}, outcomes ${outcomes}`);
+    t.diagnostic(`runs ${stats.runs}, reaching git ${stats.gitRuns}, succeeded ${stats.succeeded}, aborted ${stats.aborted}, outcomes ${outcomes}`);
   }
+  // A property that refused everything, or whose runs hung until the safety timer, proves nothing.
+  assert.ok(stats.runs > 0, 'the property ran');
+  assert.equal(stats.aborted, 0, 'no run hung until the 20 s safety timer');
+  assert.ok(stats.gitRuns >= (floor.gitRuns ?? 0), `at least ${floor.gitRuns} runs reached git (${stats.gitRuns})`);
+  assert.ok(stats.succeeded >= (floor.succeeded ?? 0), `at least ${floor.succeeded} runs succeeded (${stats.succeeded})`);
 }
 
 /**
@@ -259,6 +269,7 @@ async function checkRun(
   rmSync(run.sandbox, { recursive: true, force: true });
 
   const aborted = controller.signal.aborted && (error as Error | undefined)?.name === 'AbortError';
+  if (aborted) stats.aborted++;
   if (!aborted && options.crashes !== 'ignore') assertOnlyWsdError(error, `${initializer.kind} initializer`);
   assert.equal(ranCommand, false, `a command from the spec ran (the canary ${canary} was created); git calls: ${JSON.stringify(calls)}`);
   if (isWsdError(error, 'INVALID_ARGUMENT')) {
@@ -736,6 +747,7 @@ describe('property: initializer specs from requests', { concurrency: false }, ()
         await checkRun(gits[Math.min(which, 1)]!, spec, { plant: planted, refusedRunsNothing: true, trapAllowed: () => true, crashes: 'ignore' });
       }),
       assertOptions(0x5eed0001, 200),
+      { gitRuns: 10 },
     );
   });
 
@@ -747,6 +759,7 @@ describe('property: initializer specs from requests', { concurrency: false }, ()
         await checkRun(gits[Math.min(which, 1)]!, spec, { plant: planted, refusedRunsNothing: true, trapAllowed: () => true });
       }),
       assertOptions(0x5eed0008, 100),
+      { gitRuns: 5 },
     );
   });
 
