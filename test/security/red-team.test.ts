@@ -41,6 +41,7 @@ import {
   type CountingServer,
   type TestDaemon,
 } from '../kit/security-fixtures.js';
+import { until } from '../kit/polling.js';
 import { tempDir } from '../kit/temp-dir.js';
 
 const anyDigest = `sha256:${'0'.repeat(64)}`;
@@ -319,6 +320,7 @@ describe('security: red-team findings (F1–F5)', () => {
       try {
         const started = Date.now();
         const first = readGitStatus(checkout, { timeoutMs: 1000 });
+        // The second call comes while the first one (1 s deadline) is surely still waiting: 800 ms of margin.
         await sleep(200);
         const second = readGitStatus(checkout, { timeoutMs: 1000 });
         const results = await within(Promise.all([first, second]), 8000, 'hung' as const);
@@ -326,12 +328,7 @@ describe('security: red-team findings (F1–F5)', () => {
         assert.notEqual(results, 'hung', 'HOLE OPEN: readGitStatus on a checkout with a fifo .gitignore has not answered after 8 s (its 1 s timeout is not applied)');
         assert.deepEqual(results, [undefined, undefined]);
         assert.ok(elapsed < 5000, `took ${elapsed} ms with a 1 s timeout`);
-        let left = processesMentioning(checkout);
-        for (let i = 0; i < 40 && left.length > 0; i++) {
-          await sleep(50);
-          left = processesMentioning(checkout);
-        }
-        assert.deepEqual(left, [], 'git processes of the timed-out status read are still running');
+        await until(() => processesMentioning(checkout).length === 0, 'the git processes of the timed-out status read to end', 5000);
         polling = false;
         await poll;
         assert.ok(shadows.size >= 1, 'test setup: no shadow git folder was seen in os.tmpdir() during the call');
@@ -344,7 +341,7 @@ describe('security: red-team findings (F1–F5)', () => {
         else process.env.TMPDIR = savedTmpdir;
         // Whatever still waits on the fifo (a regression): let it go, then end what is left (this process started it).
         releaseFifo(fifo);
-        await sleep(100);
+        await until(() => processesMentioning(checkout).length === 0, 'released readers to exit', 2000).catch(() => undefined);
         for (const { pid } of processesMentioning(checkout)) {
           try {
             process.kill(pid, 'SIGKILL');
