@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Client } from 'minio';
+import { tempDir } from '../temp-dir.js';
+import { answers, cachedTool, freePort, startServer, type TestServer } from './server-process.js';
+
+/** The MinIO build `scripts/install-test-tools.sh` installs (a pseudo-version: MinIO tags no Go module releases). */
+export const minioVersion = 'v0.0.0-20260212201848-7aac2a2c5b7c';
+
+export interface StartMinioOptions {
+  /** Data folder; a fresh temp folder by default. Pass the one of a killed server to restart it on its data. */
+  dataDir?: string;
+  /** Port; a free one by default. */
+  port?: number;
+  /** Bucket to create (default `wsd-test`); `false` creates none. */
+  bucket?: string | false;
+  /** Root credentials; random by default. */
+  rootUser?: string;
+  rootPassword?: string;
+}
+
+export interface StartedMinio {
+  server: TestServer;
+  pluginId: 's3';
+  /** `storage.s3` of a daemon using this server: endpoint, bucket and the credentials as files in a temp folder. */
+  storageConfig: {
+    endpoint: string;
+    region: string;
+    bucket: string;
+    credentials: { source: 'files'; accessKeyIdFile: string; secretAccessKeyFile: string };
+  };
+  dataDir: string;
+  /** The root credentials, for tests that drive the server with the SDK directly. */
+  rootUser: string;
+  rootPassword: string;
+  /** A minio client on this server as root (its own retries off). */
+  client(): Client;
+  /** Starts the server again on the same port, data and credentials (after `server.kill()`). */
+  restart(): Promise<TestServer>;
+}
+
+/**
+ * A MinIO server on 127.0.0.1 with one bucket, for storage/s3's tests and the end-to-end tests of every backend
+ * (`storage: { plugin: 's3', s3: storageConfig }`). Fails with a clear message when MinIO is not installed.
+ */
+export async function startMinio(options: StartMinioOptions = {}): Promise<StartedMinio> {
+  const binary = cachedTool('minio', minioVersion);
+  const dataDir = options.dataDir ?? tempDir('wsd-minio-data-');
+  const rootUser = options.rootUser ?? `wsd-${randomBytes(4).toString('hex')}`;
+  const rootPassword = options.rootPassword ?? randomBytes(16).toString('hex');
+  const bucket = options.bucket === undefined ? 'wsd-test' : options.bucket;
+  const port = options.port ?? (await freePort());
+
+  const consolePort = await freePort();
+  const launch = async () =>
+    startServer({
+      name: 'MinIO',
+      command: binary,
+      port,
+      args: (p) => ['server', dataDir, '--address', `127.0.0.1:${p}`, '--console-address', `127.0.0.1:${consolePort}`, '--quiet'],
+      env: { MINIO_ROOT_USER: rootUser, MINIO_ROOT_PASSWORD: rootPassword, MINIO_BROWSER: 'off', MINIO_UPDATE: 'off' },
+      ready: (endpoint) => answers(`${endpoint}/minio/health/ready`),
+    });
+  const server = await launch();
+
+  const client = () =>
+    new Client({ endPoint: '127.0.0.1', port, useSSL: false, accessKey: rootUser, secretKey: rootPassword, region: 'us-east-1', retryOptions: { disableRetry: true } });
+  if (bucket && !(await client().bucketExists(bucket))) await client().makeBucket(bucket, 'us-east-1');
+
+  const secrets = tempDir('wsd-minio-credentials-');
+  const accessKeyIdFile = path.join(secrets, 'access-key-id');
+  const secretAccessKeyFile = path.join(secrets, 'secret-access-key');
+  writeFileSync(accessKeyIdFile, `${rootUser}\n`, { mode: 0o600 });
+  writeFileSync(secretAccessKeyFile, `${rootPassword}\n`, { mode: 0o600 });
+
+  return {
+    server,
+    pluginId: 's3',
+    storageConfig: {
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      bucket: bucket || 'wsd-test',
+      credentials: { source: 'files', accessKeyIdFile, secretAccessKeyFile },
+    },
+    dataDir,
+    rootUser,
+    rootPassword,
+    client,
+    restart: launch,
+  };
+}
