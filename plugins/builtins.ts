@@ -11,10 +11,12 @@ import { prebuildInitializerPlugin } from './initializer/prebuild/plugin.js';
 import { snapshotInitializerPlugin } from './initializer/snapshot/plugin.js';
 import { noneQuotaPlugin } from './quota/none/plugin.js';
 import { localStoragePlugin } from './storage/local/plugin.js';
+import { s3StoragePlugin } from './storage/s3/plugin.js';
 
 /** Every plugin that ships with wsd. The one list: a built-in that is not here does not exist. */
 export const builtinPlugins: readonly CatalogEntry[] = [
   localStoragePlugin,
+  s3StoragePlugin,
   noneQuotaPlugin,
   emptyInitializerPlugin,
   backupInitializerPlugin,

@@ -22,7 +22,7 @@ import { PartReader, maxParts, md5Hex, multipartEtag, partSizeFor, type Part } f
 import { endpointOf, type S3Config, type S3Endpoint } from './s3-config.js';
 import { credentialProvider } from './s3-credentials.js';
 import { S3ServiceError, S3TimeoutError, retryClass, toS3Error } from './s3-errors.js';
-import { S3Http, discardBody, header } from './s3-http.js';
+import { S3Http, discardBody, header, uriEscape } from './s3-http.js';
 import {
   completeMultipartBody,
   createBucketBody,
@@ -631,7 +631,7 @@ export class S3StorageBackend implements StorageBackend {
     }
     this.#throwIfCancelled(signal, `presign ${key}`);
     try {
-      return await this.#http.client.presignedGetObject(this.bucket, objectName, expiresInSeconds);
+      return await this.#http.presignGet(objectName, expiresInSeconds);
     } catch (error) {
       throw toS3Error(error, this.#context(`presign ${key}`));
     }
@@ -791,11 +791,6 @@ function outsideRange(key: string, offset: number, size: number | undefined): Ws
 
 function isNoSuchUpload(error: unknown): boolean {
   return error instanceof S3ServiceError && error.code === 'NoSuchUpload';
-}
-
-/** URI-escapes a query value the way SigV4 canonicalizes it (RFC 3986 unreserved characters only). */
-function uriEscape(value: string): string {
-  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** Yields the response's chunks; destroys it when the server sends nothing for `ms` while a chunk is awaited. */
