@@ -33,8 +33,11 @@ export function renderDefaults(catalog: PluginCatalog): string {
       const chosen = (field.properties?.plugin?.default as string | undefined) ?? entries[0]?.plugin.id;
       lines.push(...comment(`One of: ${entries.map((e) => e.plugin.id).join(', ')}.`, 2), `  plugin: ${chosen}`);
     }
+    const chosen = kind === 'storage' || kind === 'quota' ? ((field.properties?.plugin?.default as string | undefined) ?? entries[0]?.plugin.id) : undefined;
     for (const { plugin, source } of entries) {
-      const enabledByDefault = kind === 'storage' || kind === 'quota' || defaultKeys(field).includes(plugin.id);
+      // Sections of single-slot plugins that are not chosen are shown commented out: they are validated when present,
+      // and one with a required setting (a bucket) would make the printed defaults invalid.
+      const enabledByDefault = chosen !== undefined ? plugin.id === chosen : defaultKeys(field).includes(plugin.id);
       lines.push(...renderPlugin(plugin, source, enabledByDefault));
     }
     lines.push('');

@@ -57,7 +57,9 @@ export const credentialsSchema = z
       imdsEndpoint: endpointSchema.optional().describe('Instance metadata service to ask instead of http://169.254.169.254 (tests, proxies).'),
     }),
   ])
-  .describe('Where the S3 keys come from; never inline in the config.');
+  .describe(
+    'Where the S3 keys come from, never inline in the config. source: auto (env if AWS_ACCESS_KEY_ID is set, else iam) | files (accessKeyIdFile, secretAccessKeyFile, sessionTokenFile) | env | iam (IRSA, ECS task role, EC2 instance role; imdsEndpoint).',
+  );
 
 export const s3ConfigSchema = z.strictObject({
   endpoint: endpointSchema
