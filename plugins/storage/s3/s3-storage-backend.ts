@@ -417,19 +417,23 @@ export class S3StorageBackend implements StorageBackend {
     return aborted;
   }
 
+  /**
+   * Uploads whose key starts with `fullPrefix`. The bucket's whole list is read and filtered here: MinIO matches the
+   * `prefix` of ListMultipartUploads only against whole keys (a folder prefix lists nothing). Uploads in progress are
+   * few, and this runs at start and in tests only.
+   */
   async *#incompleteUploads(fullPrefix: string): AsyncGenerator<IncompleteUpload> {
     let marker: { keyMarker: string; uploadIdMarker: string } | undefined;
     do {
       const query = [
         'encoding-type=url',
         ...(marker ? [`key-marker=${uriEscape(marker.keyMarker)}`, `upload-id-marker=${uriEscape(marker.uploadIdMarker)}`] : []),
-        `prefix=${uriEscape(fullPrefix)}`,
         'uploads',
       ].join('&');
       const page = await this.#retrying('list multipart uploads', async () =>
         parseListMultipartUploads((await this.#http.requestText({ method: 'GET', query, expect: [200] })).text),
       );
-      yield* page.uploads;
+      yield* page.uploads.filter((upload) => upload.key.startsWith(fullPrefix));
       marker = page.next;
     } while (marker);
   }
