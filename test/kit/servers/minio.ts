@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { Client } from 'minio';
 import { tempDir } from '../temp-dir.js';
@@ -18,6 +19,8 @@ export interface StartMinioOptions {
   /** Root credentials; random by default. */
   rootUser?: string;
   rootPassword?: string;
+  /** Serve https with this certificate (for 127.0.0.1) and key; `caFile` goes into `storageConfig`. */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 export interface StartedMinio {
@@ -29,6 +32,7 @@ export interface StartedMinio {
     region: string;
     bucket: string;
     credentials: { source: 'files'; accessKeyIdFile: string; secretAccessKeyFile: string };
+    caFile?: string;
   };
   dataDir: string;
   /** The root credentials, for tests that drive the server with the SDK directly. */
@@ -53,19 +57,37 @@ export async function startMinio(options: StartMinioOptions = {}): Promise<Start
   const port = options.port ?? (await freePort());
 
   const consolePort = await freePort();
+  const tls = options.tls;
+  const certsDir = tempDir('wsd-minio-certs-');
+  if (tls) {
+    // MinIO serves https when its certs folder holds public.crt and private.key.
+    copyFileSync(tls.certFile, path.join(certsDir, 'public.crt'));
+    copyFileSync(tls.keyFile, path.join(certsDir, 'private.key'));
+    mkdirSync(path.join(certsDir, 'CAs'), { recursive: true });
+  }
+  const scheme = tls ? 'https' : 'http';
   const launch = async () =>
     startServer({
       name: 'MinIO',
       command: binary,
       port,
-      args: (p) => ['server', dataDir, '--address', `127.0.0.1:${p}`, '--console-address', `127.0.0.1:${consolePort}`, '--quiet'],
+      args: (p) => ['server', dataDir, '--address', `127.0.0.1:${p}`, '--console-address', `127.0.0.1:${consolePort}`, '--certs-dir', certsDir, '--quiet'],
       env: { MINIO_ROOT_USER: rootUser, MINIO_ROOT_PASSWORD: rootPassword, MINIO_BROWSER: 'off', MINIO_UPDATE: 'off' },
-      ready: (endpoint) => answers(`${endpoint}/minio/health/ready`),
+      ready: (endpoint) => (tls ? answersTls(`https://127.0.0.1:${port}/minio/health/ready`, tls.caFile) : answers(`${endpoint}/minio/health/ready`)),
     });
   const server = await launch();
 
   const client = () =>
-    new Client({ endPoint: '127.0.0.1', port, useSSL: false, accessKey: rootUser, secretKey: rootPassword, region: 'us-east-1', retryOptions: { disableRetry: true } });
+    new Client({
+      endPoint: '127.0.0.1',
+      port,
+      useSSL: Boolean(tls),
+      accessKey: rootUser,
+      secretKey: rootPassword,
+      region: 'us-east-1',
+      retryOptions: { disableRetry: true },
+      ...(tls ? { transportAgent: new https.Agent({ ca: readFileSync(tls.caFile) }) } : {}),
+    });
   if (bucket && !(await client().bucketExists(bucket))) await client().makeBucket(bucket, 'us-east-1');
 
   const secrets = tempDir('wsd-minio-credentials-');
@@ -78,10 +100,11 @@ export async function startMinio(options: StartMinioOptions = {}): Promise<Start
     server,
     pluginId: 's3',
     storageConfig: {
-      endpoint: server.endpoint,
+      endpoint: `${scheme}://127.0.0.1:${port}`,
       region: 'us-east-1',
       bucket: bucket || 'wsd-test',
       credentials: { source: 'files', accessKeyIdFile, secretAccessKeyFile },
+      ...(tls ? { caFile: tls.caFile } : {}),
     },
     dataDir,
     rootUser,
@@ -89,4 +112,15 @@ export async function startMinio(options: StartMinioOptions = {}): Promise<Start
     client,
     restart: launch,
   };
+}
+
+async function answersTls(url: string, caFile: string): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const req = https.get(url, { ca: readFileSync(caFile), timeout: 2000 }, (response) => {
+      response.resume();
+      resolve(response.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+  });
 }
