@@ -797,19 +797,29 @@ function isNoSuchUpload(error: unknown): boolean {
   return error instanceof S3ServiceError && error.code === 'NoSuchUpload';
 }
 
-/** Yields the response's chunks; destroys it when the server sends nothing for `ms` while a chunk is awaited. */
+/**
+ * Yields the response's chunks; destroys it when the server sends nothing for `ms` while a chunk is awaited. Time
+ * the reader spends elsewhere (backpressure) does not count. One timer per response, re-armed, not one per chunk.
+ */
 async function* idleWatched(response: IncomingMessage, ms: number): AsyncGenerator<Buffer> {
   const iterator = (response as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  for (;;) {
-    const timer = setTimeout(() => response.destroy(new S3TimeoutError(ms)), ms);
-    let next: IteratorResult<Buffer>;
-    try {
-      next = await iterator.next();
-    } finally {
-      clearTimeout(timer);
+  let waitingSince: number | undefined;
+  const timer = setTimeout(function check() {
+    const idle = waitingSince === undefined ? 0 : Date.now() - waitingSince;
+    if (idle >= ms) response.destroy(new S3TimeoutError(ms));
+    else timer.refresh();
+  }, ms);
+  timer.unref();
+  try {
+    for (;;) {
+      waitingSince = Date.now();
+      const next = await iterator.next();
+      waitingSince = undefined;
+      if (next.done) return;
+      yield next.value;
     }
-    if (next.done) return;
-    yield next.value;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
