@@ -29,7 +29,7 @@ describe('storage/s3 config', () => {
       credentials: { source: 'auto' },
       partSize: 16 * 1024 * 1024,
       concurrency: 4,
-      requestTimeout: 60_000,
+      requestTimeout: 30_000,
       retry: { attempts: 5, initialDelay: 200, maxDelay: 10_000 },
       createBucket: false,
       abortUploadsOlderThan: 24 * 3600_000,

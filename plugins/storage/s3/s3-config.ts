@@ -86,7 +86,7 @@ export const s3ConfigSchema = z.strictObject({
     .describe('Size of the parts of a multipart upload; bodies smaller than this go in one PUT. Memory per put: about partSize x (concurrency + 1).'),
   concurrency: z.number().int().min(1).max(64).default(4).describe('Parts of one upload in flight at once.'),
   requestTimeout: durationSchema
-    .prefault('60s')
+    .prefault('30s')
     .refine((ms) => ms > 0, 'must be more than 0')
     .describe('How long a request may wait for the server with no data moving (connecting, waiting for an answer, a stalled transfer) before it is abandoned and retried.'),
   retry: z

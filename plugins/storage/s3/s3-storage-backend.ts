@@ -234,6 +234,7 @@ export class S3StorageBackend implements StorageBackend {
     const parts = new AbortController();
     const onAbort = () => parts.abort(signal!.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) parts.abort(signal.reason);
     const inflight = new Set<Promise<void>>();
     const etags: string[] = [];
     let failure: unknown;
@@ -548,7 +549,7 @@ export class S3StorageBackend implements StorageBackend {
             if (reopenError instanceof S3ServiceError && reopenError.status === 412) {
               throw new WsdError('UNAVAILABLE', `storage/s3: ${operation}: the object was replaced while it was read; read it again`, { cause: reopenError });
             }
-            throw reopenError instanceof WsdError ? reopenError : toS3Error(reopenError, this.#context(operation));
+            throw isWsdError(reopenError) ? reopenError : toS3Error(reopenError, this.#context(operation));
           }
         }
       }
