@@ -116,11 +116,13 @@ export async function startMinio(options: StartMinioOptions = {}): Promise<Start
 
 async function answersTls(url: string, caFile: string): Promise<boolean> {
   return await new Promise((resolve) => {
+    // Every way this request can end resolves the probe: a probe that never settles would stall startServer's loop.
     const req = https.get(url, { ca: readFileSync(caFile), timeout: 2000 }, (response) => {
       response.resume();
       resolve(response.statusCode === 200);
     });
+    req.on('timeout', () => req.destroy(new Error('no answer')));
     req.on('error', () => resolve(false));
-    req.on('timeout', () => req.destroy());
+    req.on('close', () => resolve(false));
   });
 }
