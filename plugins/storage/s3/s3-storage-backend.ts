@@ -84,6 +84,8 @@ export class S3StorageBackend implements StorageBackend {
   /** Uploads whose abort failed, by upload id, with their background retry timer. */
   readonly #pendingAborts = new Map<string, { objectName: string; timer: NodeJS.Timeout | undefined }>();
   #swept: Promise<number> = Promise.resolve(0);
+  /** Aborted by stop(): ends the background work (the start-up sweep) at once. */
+  readonly #stopping = new AbortController();
 
   constructor(options: S3StorageBackendOptions) {
     const { config } = options;
@@ -126,7 +128,8 @@ export class S3StorageBackend implements StorageBackend {
     }
     const olderThan = this.#config.abortUploadsOlderThan;
     if (olderThan > 0) {
-      this.#swept = this.abortUploadsStartedBefore(new Date(Date.now() - olderThan)).catch((error: unknown) => {
+      this.#swept = this.abortUploadsStartedBefore(new Date(Date.now() - olderThan), this.#stopping.signal).catch((error: unknown) => {
+        if (this.#stopping.signal.aborted) return 0;
         this.#log?.warn('storage/s3: could not clean up abandoned multipart uploads', { error: (error as Error).message });
         return 0;
       });
@@ -138,11 +141,16 @@ export class S3StorageBackend implements StorageBackend {
     return this.#swept;
   }
 
-  /** Tries once more to abort uploads whose abort failed, then gives up on them and closes the connections. */
+  /**
+   * Ends the start-up sweep, tries once more (for at most 5 s) to abort uploads whose abort failed, then gives up on
+   * them (the next start's sweep or a lifecycle rule gets them) and closes the connections.
+   */
   async stop(): Promise<void> {
+    this.#stopping.abort();
     const pending = [...this.#pendingAborts.entries()];
     for (const [, entry] of pending) clearTimeout(entry.timer);
-    await Promise.allSettled(pending.map(([uploadId, { objectName }]) => this.#abortRequest(objectName, uploadId)));
+    const lastTry = AbortSignal.timeout(5_000);
+    await Promise.allSettled(pending.map(([uploadId, { objectName }]) => this.#abortRequest(objectName, uploadId, lastTry)));
     this.#pendingAborts.clear();
     await this.#swept;
     this.#http.close();
@@ -391,9 +399,9 @@ export class S3StorageBackend implements StorageBackend {
   }
 
   /** One AbortMultipartUpload; an upload that is gone already (completed, aborted) counts as aborted. */
-  async #abortRequest(objectName: string, uploadId: string): Promise<void> {
+  async #abortRequest(objectName: string, uploadId: string, signal?: AbortSignal): Promise<void> {
     try {
-      await discardBody(await this.#http.request({ method: 'DELETE', objectName, query: `uploadId=${uriEscape(uploadId)}`, expect: [204, 200] }));
+      await discardBody(await this.#http.request({ method: 'DELETE', objectName, query: `uploadId=${uriEscape(uploadId)}`, expect: [204, 200], signal }));
     } catch (error) {
       if (!isNoSuchUpload(error)) throw error;
     }
@@ -407,11 +415,11 @@ export class S3StorageBackend implements StorageBackend {
   }
 
   /** Aborts every upload under the configured prefix begun before `before`; resolves with how many. */
-  async abortUploadsStartedBefore(before: Date): Promise<number> {
+  async abortUploadsStartedBefore(before: Date, signal?: AbortSignal): Promise<number> {
     let aborted = 0;
-    for await (const upload of this.#incompleteUploads(this.#prefix)) {
+    for await (const upload of this.#incompleteUploads(this.#prefix, signal)) {
       if (upload.initiated.getTime() >= before.getTime()) continue;
-      await this.#retrying('abort an abandoned upload', () => this.#abortRequest(upload.key, upload.uploadId));
+      await this.#retrying('abort an abandoned upload', () => this.#abortRequest(upload.key, upload.uploadId, signal), { signal });
       aborted++;
     }
     if (aborted > 0) this.#log?.info('storage/s3: aborted abandoned multipart uploads', { count: aborted });
@@ -423,7 +431,7 @@ export class S3StorageBackend implements StorageBackend {
    * `prefix` of ListMultipartUploads only against whole keys (a folder prefix lists nothing). Uploads in progress are
    * few, and this runs at start and in tests only.
    */
-  async *#incompleteUploads(fullPrefix: string): AsyncGenerator<IncompleteUpload> {
+  async *#incompleteUploads(fullPrefix: string, signal?: AbortSignal): AsyncGenerator<IncompleteUpload> {
     let marker: { keyMarker: string; uploadIdMarker: string } | undefined;
     do {
       const query = [
@@ -431,8 +439,10 @@ export class S3StorageBackend implements StorageBackend {
         ...(marker ? [`key-marker=${uriEscape(marker.keyMarker)}`, `upload-id-marker=${uriEscape(marker.uploadIdMarker)}`] : []),
         'uploads',
       ].join('&');
-      const page = await this.#retrying('list multipart uploads', async () =>
-        parseListMultipartUploads((await this.#http.requestText({ method: 'GET', query, expect: [200] })).text),
+      const page = await this.#retrying(
+        'list multipart uploads',
+        async () => parseListMultipartUploads((await this.#http.requestText({ method: 'GET', query, expect: [200], signal })).text),
+        { signal },
       );
       yield* page.uploads.filter((upload) => upload.key.startsWith(fullPrefix));
       marker = page.next;

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { Client } from 'minio';
 import { tempDir } from '../temp-dir.js';
-import { answers, cachedTool, freePort, startServer, type TestServer } from './server-process.js';
+import { cachedTool, freePort, startServer, type TestServer } from './server-process.js';
 
 /** The MinIO build `scripts/install-test-tools.sh` installs (a pseudo-version: MinIO tags no Go module releases). */
 export const minioVersion = 'v0.0.0-20260212201848-7aac2a2c5b7c';
@@ -73,7 +74,7 @@ export async function startMinio(options: StartMinioOptions = {}): Promise<Start
       port,
       args: (p) => ['server', dataDir, '--address', `127.0.0.1:${p}`, '--console-address', `127.0.0.1:${consolePort}`, '--certs-dir', certsDir, '--quiet'],
       env: { MINIO_ROOT_USER: rootUser, MINIO_ROOT_PASSWORD: rootPassword, MINIO_BROWSER: 'off', MINIO_UPDATE: 'off' },
-      ready: (endpoint) => (tls ? answersTls(`https://127.0.0.1:${port}/minio/health/ready`, tls.caFile) : answers(`${endpoint}/minio/health/ready`)),
+      ready: () => answersReady(`${scheme}://127.0.0.1:${port}/minio/health/ready`, tls?.caFile),
     });
   const server = await launch();
 
@@ -88,7 +89,18 @@ export async function startMinio(options: StartMinioOptions = {}): Promise<Start
       retryOptions: { disableRetry: true },
       ...(tls ? { transportAgent: new https.Agent({ ca: readFileSync(tls.caFile) }) } : {}),
     });
-  if (bucket && !(await client().bucketExists(bucket))) await client().makeBucket(bucket, 'us-east-1');
+  if (bucket) {
+    await withDeadline(
+      (async () => {
+        if (!(await client().bucketExists(bucket))) await client().makeBucket(bucket, 'us-east-1');
+      })(),
+      30_000,
+      `MinIO on port ${port}: creating bucket ${bucket}`,
+    ).catch(async (error: unknown) => {
+      await server.stop();
+      throw error;
+    });
+  }
 
   const secrets = tempDir('wsd-minio-credentials-');
   const accessKeyIdFile = path.join(secrets, 'access-key-id');
@@ -114,15 +126,40 @@ export async function startMinio(options: StartMinioOptions = {}): Promise<Start
   };
 }
 
-async function answersTls(url: string, caFile: string): Promise<boolean> {
+/**
+ * Whether MinIO answers its readiness probe with 200. Every way the request can end settles the probe, and a timer of
+ * its own bounds it: a probe that never settles stalls startServer's loop (its deadline is checked between probes).
+ * Twice here a test hung for good right after MinIO became ready, with no socket open and the fetch-based probe the
+ * likely suspect; this one cannot.
+ */
+async function answersReady(url: string, caFile: string | undefined): Promise<boolean> {
   return await new Promise((resolve) => {
-    // Every way this request can end resolves the probe: a probe that never settles would stall startServer's loop.
-    const req = https.get(url, { ca: readFileSync(caFile), timeout: 2000 }, (response) => {
+    const get = caFile ? https.get.bind(https) : http.get.bind(http);
+    const req = get(url, { ...(caFile ? { ca: readFileSync(caFile) } : {}), agent: false }, (response) => {
       response.resume();
+      clearTimeout(timer);
       resolve(response.statusCode === 200);
     });
-    req.on('timeout', () => req.destroy(new Error('no answer')));
+    const timer = setTimeout(() => req.destroy(new Error('no answer within 2 s')), 2000);
     req.on('error', () => resolve(false));
-    req.on('close', () => resolve(false));
+    req.on('close', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
   });
+}
+
+/** `promise`, or a rejection naming `what` once `ms` pass (the minio SDK sets no timeout on its requests). */
+async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
