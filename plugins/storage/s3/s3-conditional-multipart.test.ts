@@ -19,7 +19,7 @@ const largeBytes = 6 * mib + 123;
  * the condition is on Complete. These tests watch the requests through a recording proxy and make the condition
  * change *between* initiate and complete, which only a check on Complete catches.
  */
-describe('storage/s3 conditional puts of multipart size', () => {
+describe('storage/s3 conditional puts of multipart size', { timeout: 300_000 }, () => {
   let minio: StartedMinio;
   let proxy: FaultProxy;
   let backend: S3StorageBackend;

@@ -18,7 +18,7 @@ const withoutMarker = (dir: string) => treeManifest(dir, { ignore: (p) => p === 
  * restores on the other, and so does a snapshot. A smoke test of storage/s3 in the real daemon; the shared
  * end-to-end test over every backend builds on `startMinio()` the same way.
  */
-describe('storage/s3 in the daemon', () => {
+describe('storage/s3 in the daemon', { timeout: 300_000 }, () => {
   it('backs up on one daemon and restores on another sharing the bucket, backups and snapshots alike', async () => {
     const minio = await startMinio();
     const storage = `${stringify({ storage: { plugin: 's3', s3: { ...minio.storageConfig, partSize: '5MiB' } } })}`;

@@ -12,7 +12,7 @@ const mib = 1024 * 1024;
 /** Short retries, so a dead server is reported in about a second. */
 const impatient = { partSize: '5MiB', concurrency: 2, requestTimeout: '10s', retry: { attempts: 3, initialDelay: '100ms', maxDelay: '400ms' } };
 
-describe('storage/s3 faults', () => {
+describe('storage/s3 faults', { timeout: 300_000 }, () => {
   // Waits between retries do not keep a process alive on their own (core/retry.ts: a daemon has its servers for
   // that). While a dead server makes a put retry, nothing else here would: the test keeps the process running.
   let alive: NodeJS.Timeout;

@@ -10,7 +10,7 @@ import { s3Backend } from './s3-test-setup.js';
 const mib = 1024 * 1024;
 
 /** Transient failures are retried with backoff, permanent ones are not; a broken download resumes. */
-describe('storage/s3 retries', () => {
+describe('storage/s3 retries', { timeout: 300_000 }, () => {
   let minio: StartedMinio;
   let proxy: FaultProxy;
   let backend: S3StorageBackend;

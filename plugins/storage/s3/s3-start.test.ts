@@ -13,7 +13,7 @@ import { StorageHealthCheck } from '../../health/storage/storage-health-check.js
 import { s3Backend } from './s3-test-setup.js';
 
 /** What start() checks, and the credential sources, against a real MinIO. */
-describe('storage/s3 start and credentials', () => {
+describe('storage/s3 start and credentials', { timeout: 300_000 }, () => {
   let minio: StartedMinio;
 
   before(async () => {
@@ -138,7 +138,7 @@ describe('storage/s3 start and credentials', () => {
   });
 });
 
-describe('storage/s3 over https', () => {
+describe('storage/s3 over https', { timeout: 300_000 }, () => {
   it('trusts the server through caFile, and refuses it without', async () => {
     const pki = makeTestPki(tempDir('wsd-s3-pki-'));
     const minio = await startMinio({ tls: { certFile: pki.serverCert, keyFile: pki.serverKey, caFile: pki.caCert } });
