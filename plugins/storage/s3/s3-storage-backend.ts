@@ -45,11 +45,12 @@ export interface S3StorageBackendOptions {
   env?: NodeJS.ProcessEnv;
   /** Objects larger than this are copied part by part (default 5 GiB, S3's limit for one CopyObject; tests lower it). */
   maxSingleCopyBytes?: number;
+  /** Part size of such copies (default 512 MiB; at least 5 MiB). */
+  copyPartBytes?: number;
 }
 
 /** A failed abort of a multipart upload is tried again in the background for this long (the server may be back). */
 const abortRetryWindowMs = 15 * 60_000;
-const copyPartSize = 512 * 1024 * 1024;
 /** S3 refuses presigned URLs valid for longer than 7 days. */
 const maxPresignSeconds = 7 * 24 * 3600;
 
@@ -81,6 +82,7 @@ export class S3StorageBackend implements StorageBackend {
   readonly #log: Logger | undefined;
   readonly #prefix: string;
   readonly #maxSingleCopyBytes: number;
+  readonly #copyPartBytes: number;
   /** Uploads whose abort failed, by upload id, with their background retry timer. */
   readonly #pendingAborts = new Map<string, { objectName: string; timer: NodeJS.Timeout | undefined }>();
   #swept: Promise<number> = Promise.resolve(0);
@@ -95,6 +97,7 @@ export class S3StorageBackend implements StorageBackend {
     this.bucket = config.bucket;
     this.endpoint = endpointOf(config);
     this.#maxSingleCopyBytes = options.maxSingleCopyBytes ?? 5 * 1024 ** 3;
+    this.#copyPartBytes = options.copyPartBytes ?? 512 * 1024 * 1024;
     this.#http = new S3Http({
       endpoint: this.endpoint,
       region: config.region,
@@ -662,6 +665,8 @@ export class S3StorageBackend implements StorageBackend {
     const operation = `copy ${from} to ${to}`;
     this.#throwIfCancelled(signal, operation);
     const info = await this.#retrying(operation, () => this.#headRaw(source, signal), { signal });
+    // S3 refuses to copy an object onto itself unchanged; the copy is there already.
+    if (source === target) return;
     const copySource = `/${this.bucket}/${uriEscape(source).replace(/%2F/g, '/')}`;
     if (info.size <= this.#maxSingleCopyBytes) {
       await this.#retrying(
@@ -682,8 +687,8 @@ export class S3StorageBackend implements StorageBackend {
     );
     try {
       const ranges: Array<{ partNumber: number; first: number; last: number }> = [];
-      for (let first = 0, partNumber = 1; first < info.size; first += copyPartSize, partNumber++) {
-        ranges.push({ partNumber, first, last: Math.min(info.size, first + copyPartSize) - 1 });
+      for (let first = 0, partNumber = 1; first < info.size; first += this.#copyPartBytes, partNumber++) {
+        ranges.push({ partNumber, first, last: Math.min(info.size, first + this.#copyPartBytes) - 1 });
       }
       const etags: string[] = [];
       let next = 0;
