@@ -9,9 +9,9 @@ export function s3Config(storageConfig: object, overrides: Record<string, unknow
   return parsed.data;
 }
 
-/** A backend on `minio` (started and not yet `start()`ed), with config `overrides` (short retries by default). */
+/** A backend on a test server's `storageConfig` (not yet `start()`ed), with config `overrides` (short retries by default). */
 export function s3Backend(
-  minio: Pick<StartedMinio, 'storageConfig'>,
+  minio: { storageConfig: object },
   overrides: Record<string, unknown> = {},
   options: Omit<S3StorageBackendOptions, 'config'> = {},
 ): S3StorageBackend {
