@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { isWsdError } from '../../../core/errors.js';
+import { isWsdError } from '../../../core/plugin-api.js';
 import { until } from '../../../test/kit/polling.js';
 import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../../../test/kit/servers/fault-proxy.js';
 import { patternStream, sha256Of } from '../../../test/kit/streams.js';
