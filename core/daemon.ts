@@ -1,4 +1,5 @@
 import type { WsdConfig } from './config/load-config.js';
+import { WsdError } from './errors.js';
 import { adminServiceHandlers } from './api/admin-service.js';
 import { BackupStore } from './content/backup-store.js';
 import { workspaceGitStatus } from './content/git-status.js';
@@ -13,6 +14,8 @@ import { Kernel } from './kernel/kernel.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry, registerDiskMetrics } from './observability/metrics.js';
 import { configureChildProcesses, endAllChildren, markerFor, sweepOrphans } from './process/child-processes.js';
+import { makeFolders } from './fs/make-folders.js';
+import { lockFolders } from './process/folder-lock.js';
 import { quotaStrategyToken } from './quota/quota-strategy.js';
 import { storageBackendToken } from './storage/storage-backend.js';
 import { wsdVersion } from './version.js';
@@ -37,12 +40,20 @@ const healthIntervalMs = 5_000;
  * gRPC API → probes. Anything that fails to start stops what had started.
  */
 export async function startDaemon(config: WsdConfig, log: Logger): Promise<RunningDaemon> {
+  // First of all: a second daemon on the same folders would take the first one's running inits for interrupted ones
+  // and wipe them. Nothing, not even a plugin's start-up cleanup, runs before the folders are ours.
+  const lock = await lockOwnFolders(config);
   const metrics = createMetricsRegistry({ version: wsdVersion });
   registerDiskMetrics(metrics, config.paths.workingArea);
   const kernel = new Kernel({ config, logger: log, metrics });
-  await kernel.start();
+  try {
+    await kernel.start();
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
 
-  const cleanups: Array<() => Promise<void>> = [() => kernel.stop()];
+  const cleanups: Array<() => Promise<void>> = [() => lock.release(), () => kernel.stop()];
   const unwind = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log.error('stop step failed', { error: error as Error }));
   };
@@ -120,4 +131,17 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     await unwind();
     throw error;
   }
+}
+
+async function lockOwnFolders(config: WsdConfig) {
+  const { dataDir, workingArea } = config.paths;
+  for (const folder of [dataDir, workingArea]) {
+    await makeFolders(folder, 0o755).catch((error: Error) => {
+      throw new WsdError('FAILED_PRECONDITION', `wsd cannot start: cannot create ${folder}: ${error.message}`);
+    });
+  }
+  return await lockFolders([
+    { folder: dataDir, role: 'data folder' },
+    { folder: workingArea, role: 'working area' },
+  ]);
 }
