@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { RunningDaemon } from '../daemon.js';
+import { routeForeignLogs } from '../observability/foreign-logs.js';
 import { createLogger } from '../observability/logger.js';
 import { wsdVersion } from '../version.js';
 import { exitOnConfigError, loadCliConfig } from './load-cli-config.js';
@@ -15,6 +16,7 @@ export function registerRunCommand(program: Command): void {
     .action(async (options: { config?: string }) => {
       const config = await loadCliConfig(options.config).catch(exitOnConfigError);
       const log = createLogger({ level: config.root.log.level });
+      routeForeignLogs(log);
       log.info('starting', { version: wsdVersion, config: config.source, workingArea: config.paths.workingArea });
       // Signal handlers go in before anything starts: a signal that arrives before a handler exists kills the
       // process on the spot (the default action), and one during start-up is a request to stop, not to die.

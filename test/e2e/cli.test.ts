@@ -137,6 +137,10 @@ describe('wsd CLI', () => {
     const result = await runWsd(['run', '--config', configFile(dir, 'plugins: [./broken.mjs]\nhttp:\n  address: 127.0.0.1:0\nhealth:\n  broken: {}\n')]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /wsd cannot start:\n {2}- health\/broken failed: no such device/);
-    assert.match(result.stdout, /"msg":"plugin","kind":"health","id":"broken","source":".\/broken.mjs","status":"failed","reason":"no such device"/);
+    const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.ok(
+      lines.some((l) => l.msg === 'plugin' && l.kind === 'health' && l.id === 'broken' && l.source === './broken.mjs' && l.status === 'failed' && l.reason === 'no such device'),
+      result.stdout,
+    );
   });
 });
