@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { WsdConfig } from './config/load-config.js';
 import { adminServiceHandlers } from './api/admin-service.js';
 import { BackupStore } from './content/backup-store.js';
@@ -12,6 +13,8 @@ import { InitializerRegistry } from './initializer/initializer-registry.js';
 import { Kernel } from './kernel/kernel.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry, registerDiskMetrics } from './observability/metrics.js';
+import { RecentFailures } from './observability/recent-failures.js';
+import { gatherStatus } from './observability/status-report.js';
 import { configureChildProcesses, endAllChildren, markerFor, sweepOrphans } from './process/child-processes.js';
 import { quotaStrategyToken } from './quota/quota-strategy.js';
 import { storageBackendToken } from './storage/storage-backend.js';
@@ -37,6 +40,7 @@ const healthIntervalMs = 5_000;
  * gRPC API → probes. Anything that fails to start stops what had started.
  */
 export async function startDaemon(config: WsdConfig, log: Logger): Promise<RunningDaemon> {
+  const startedAt = new Date();
   const metrics = createMetricsRegistry({ version: wsdVersion });
   registerDiskMetrics(metrics, config.paths.workingArea);
   const kernel = new Kernel({ config, logger: log, metrics });
@@ -59,11 +63,13 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     if (ws.uid !== undefined && !root) log.warn('workspaces.uid ignored: wsd is not running as root', { uid: ws.uid });
     const storage = kernel.get(storageBackendToken);
     const initializers = new InitializerRegistry(kernel.get(contentInitializerToken));
+    const quota = kernel.get(quotaStrategyToken);
+    const failures = new RecentFailures();
     const workspaces = new WorkspaceService({
       workingArea: config.paths.workingArea,
       stateDir: config.paths.stateDir,
       storage,
-      quota: kernel.get(quotaStrategyToken),
+      quota,
       initializers,
       backups: new BackupStore(storage, log, {
         keep: backup.keep,
@@ -82,6 +88,7 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
       },
       log,
       metrics,
+      failures,
     });
     await workspaces.recover();
     cleanups.push(() => workspaces.stop());
@@ -103,7 +110,21 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     cleanups.push(async () => clearInterval(timer));
     log.info('grpc listening', { address: grpcAddress, tls: Boolean(config.root.api.tls), mutualTls: Boolean(config.root.api.tls?.caFile) });
 
-    const probes = new ProbeServer({ metrics, running, health: () => monitor.report() });
+    const health = () => monitor.report();
+    const status = () =>
+      gatherStatus({
+        node: os.hostname(),
+        version: wsdVersion,
+        startedAt,
+        workingArea: config.paths.workingArea,
+        running,
+        health,
+        plugins: () => kernel.statuses(),
+        quota,
+        workspaces,
+        failures,
+      });
+    const probes = new ProbeServer({ metrics, running, health, ...(config.root.http.statusPage ? { status } : {}) });
     const httpAddress = await probes.listen(config.root.http.address);
     cleanups.push(() => probes.close());
     log.info('http listening', { address: httpAddress });
