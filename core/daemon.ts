@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type { WsdConfig } from './config/load-config.js';
 import { WsdError } from './errors.js';
 import { adminServiceHandlers } from './api/admin-service.js';
@@ -13,6 +14,8 @@ import { InitializerRegistry } from './initializer/initializer-registry.js';
 import { Kernel } from './kernel/kernel.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry, registerDiskMetrics } from './observability/metrics.js';
+import { RecentFailures } from './observability/recent-failures.js';
+import { gatherStatus } from './observability/status-report.js';
 import { configureChildProcesses, endAllChildren, markerFor, sweepOrphans } from './process/child-processes.js';
 import { makeFolders } from './fs/make-folders.js';
 import { lockFolders } from './process/folder-lock.js';
@@ -40,6 +43,7 @@ const healthIntervalMs = 5_000;
  * gRPC API → probes. Anything that fails to start stops what had started.
  */
 export async function startDaemon(config: WsdConfig, log: Logger): Promise<RunningDaemon> {
+  const startedAt = new Date();
   // First of all: a second daemon on the same folders would take the first one's running inits for interrupted ones
   // and wipe them. Nothing, not even a plugin's start-up cleanup, runs before the folders are ours.
   const lock = await lockOwnFolders(config);
@@ -70,11 +74,13 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     if (ws.uid !== undefined && !root) log.warn('workspaces.uid ignored: wsd is not running as root', { uid: ws.uid });
     const storage = kernel.get(storageBackendToken);
     const initializers = new InitializerRegistry(kernel.get(contentInitializerToken));
+    const quota = kernel.get(quotaStrategyToken);
+    const failures = new RecentFailures();
     const workspaces = new WorkspaceService({
       workingArea: config.paths.workingArea,
       stateDir: config.paths.stateDir,
       storage,
-      quota: kernel.get(quotaStrategyToken),
+      quota,
       initializers,
       backups: new BackupStore(storage, log, {
         keep: backup.keep,
@@ -93,6 +99,7 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
       },
       log,
       metrics,
+      failures,
     });
     await workspaces.recover();
     cleanups.push(() => workspaces.stop());
@@ -114,7 +121,21 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     cleanups.push(async () => clearInterval(timer));
     log.info('grpc listening', { address: grpcAddress, tls: Boolean(config.root.api.tls), mutualTls: Boolean(config.root.api.tls?.caFile) });
 
-    const probes = new ProbeServer({ metrics, running, health: () => monitor.report() });
+    const health = () => monitor.report();
+    const status = () =>
+      gatherStatus({
+        node: os.hostname(),
+        version: wsdVersion,
+        startedAt,
+        workingArea: config.paths.workingArea,
+        running,
+        health,
+        plugins: () => kernel.statuses(),
+        quota,
+        workspaces,
+        failures,
+      });
+    const probes = new ProbeServer({ metrics, running, health, ...(config.root.http.statusPage ? { status } : {}) });
     const httpAddress = await probes.listen(config.root.http.address);
     cleanups.push(() => probes.close());
     log.info('http listening', { address: httpAddress });

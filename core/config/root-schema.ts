@@ -54,9 +54,13 @@ export const rootConfigSchema = z.strictObject({
   http: z
     .strictObject({
       address: addressSchema.default('127.0.0.1:9500').describe('Where /healthz, /readyz and /metrics are served.'),
+      statusPage: z
+        .boolean()
+        .default(true)
+        .describe('Serve the read-only status page for operators (/ and /status.json): plugins, disk, workspaces with their owners, recent error texts; served at http.address too. Turn it off where people who must not see those can reach that address.'),
     })
     .prefault({})
-    .describe('The HTTP endpoint for probes and Prometheus.'),
+    .describe('The HTTP endpoint for probes, Prometheus and the status page.'),
   api: z
     .strictObject({
       address: addressSchema.default('127.0.0.1:8080').describe('Where the gRPC API (WorkspaceContentService, wsd.v1.AdminService) listens.'),

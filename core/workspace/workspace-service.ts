@@ -7,6 +7,7 @@ import { treeFingerprint } from '../content/tree-fingerprint.js';
 import { WsdError, isWsdError, toWsdError } from '../errors.js';
 import type { InitializeResult, InitializerLookup } from '../initializer/content-initializer.js';
 import type { Logger } from '../observability/logger.js';
+import type { RecentFailures } from '../observability/recent-failures.js';
 import { redactValue, scrubSecrets } from '../observability/redact.js';
 import type { QuotaStrategy } from '../quota/quota-strategy.js';
 import type { StorageBackend } from '../storage/storage-backend.js';
@@ -79,6 +80,8 @@ export interface WorkspaceServiceDeps {
   metrics?: Registry;
   /** Reads the git status of a workspace before it is removed; none means an empty status. */
   gitStatus?: GitStatusReader;
+  /** Where failed operations are listed for operators (the status page). */
+  failures?: RecentFailures;
 }
 
 interface Entry {
@@ -153,6 +156,7 @@ export class WorkspaceService {
           },
         );
         await this.#update(record, { state: 'failed', ...(released ? { quota: undefined } : {}), lastError: 'init was interrupted by a daemon restart' });
+        this.#recordFailure(record.id, 'init', new WsdError('UNAVAILABLE', record.lastError!));
       } else if (record.state === 'disposing' || record.state === 'disposed') {
         log.info('finishing an interrupted dispose', { backup: record.dispose?.backup ?? false });
         this.#startDispose(this.#entries.get(record.id)!, record.dispose?.backup ?? false).catch((error: unknown) =>
@@ -209,7 +213,7 @@ export class WorkspaceService {
     };
     const entry: Entry = { record };
     this.#entries.set(request.id, entry);
-    entry.init = this.#track(this.#lock.run(request.id, () => this.#init(record, request.initializer.spec)));
+    entry.init = this.#track(this.#lock.run(request.id, () => this.#recorded(record.id, 'init', () => this.#init(record, request.initializer.spec))));
     return entry.init;
   }
 
@@ -235,10 +239,10 @@ export class WorkspaceService {
   /** Stores a backup now and returns it. FAILED_PRECONDITION unless ready and remote storage is enabled. */
   async backup(id: string): Promise<BackupRef> {
     const entry = this.#readyEntry(id, 'back up');
-    return this.#track(this.#lock.run(id, async () => {
+    return this.#track(this.#lock.run(id, () => this.#recorded(id, 'backup', async () => {
       this.#assertReady(entry, 'back up');
       return this.#archive(entry, 'backup');
-    }));
+    })));
   }
 
   /**
@@ -250,7 +254,7 @@ export class WorkspaceService {
     const name = this.#backups.newArchiveKey(entry.record, 'snapshot');
     const operation: SnapshotOperation = { name, status: 'running', startedAt: new Date().toISOString() };
     entry.record.snapshots = [...entry.record.snapshots, operation].slice(-20);
-    const run = this.#track(this.#lock.run(id, async () => {
+    const run = this.#track(this.#lock.run(id, () => this.#recorded(id, 'snapshot', async () => {
       try {
         this.#assertReady(entry, 'snapshot');
       } catch (error) {
@@ -259,7 +263,7 @@ export class WorkspaceService {
         throw error;
       }
       await this.#archive(entry, 'snapshot', { key: name });
-    }));
+    })));
     if (options.returnImmediately) {
       run.catch((error: unknown) => this.#log.error('snapshot failed', { workspaceId: id, name, error: error as Error }));
       return name;
@@ -282,7 +286,7 @@ export class WorkspaceService {
 
   /** Runs a dispose under the workspace's lock; callers arriving meanwhile share it. */
   #startDispose(entry: Entry, backup: boolean): Promise<GitStatusReport | undefined> {
-    const dispose = this.#track(this.#lock.run(entry.record.id, () => this.#dispose(entry, backup)));
+    const dispose = this.#track(this.#lock.run(entry.record.id, () => this.#recorded(entry.record.id, 'dispose', () => this.#dispose(entry, backup))));
     entry.dispose = dispose;
     dispose.catch(() => {
       // A failed dispose (final backup failed) leaves the workspace ready; a later call starts afresh.
@@ -418,10 +422,12 @@ export class WorkspaceService {
     if (!entry || entry.record.state !== 'ready' || entry.record.remoteStorageDisabled) return Promise.resolve('gone');
     return this.#track(this.#lock.run(id, async () => {
       if (entry.record.state !== 'ready' || this.#shutdown.signal.aborted) return 'gone';
-      const fingerprint = await treeFingerprint(entry.record.folder, { exclude: this.#excluded() });
-      if (fingerprint === entry.record.lastBackup?.fingerprint) return 'skipped';
-      await this.#archive(entry, 'backup', { fingerprint });
-      return 'stored';
+      return this.#recorded(id, 'periodic backup', async () => {
+        const fingerprint = await treeFingerprint(entry.record.folder, { exclude: this.#excluded() });
+        if (fingerprint === entry.record.lastBackup?.fingerprint) return 'skipped';
+        await this.#archive(entry, 'backup', { fingerprint });
+        return 'stored';
+      });
     }));
   }
 
@@ -552,6 +558,25 @@ export class WorkspaceService {
     // Error texts may quote a URL from the request; the state file (and describe) never holds its secrets.
     if (record.lastError) record.lastError = scrubSecrets(record.lastError);
     await this.#store.save(record);
+  }
+
+  /**
+   * Runs one operation a caller or the scheduler started; if it fails, it goes into the recent failures operators
+   * see. One place per operation, at its outermost boundary, so a failed final backup is one failed `dispose`, not
+   * also a failed `backup`.
+   */
+  async #recorded<T>(id: string, operation: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      this.#recordFailure(id, operation, error);
+      throw error;
+    }
+  }
+
+  #recordFailure(id: string, operation: string, error: unknown): void {
+    const failure = toWsdError(error);
+    this.#deps.failures?.record({ workspaceId: id, operation, code: failure.code, message: failure.message });
   }
 
   #track<T>(promise: Promise<T>): Promise<T> {
