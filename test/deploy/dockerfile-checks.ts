@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import ts from 'typescript';
 import { filesUnder } from './docker-context.js';
 import { aptInstalledPackages, copySteps, finalWorkdir, runCommands, stageNamed, type DockerStage } from './dockerfile.js';
 import { debianPackageOf, essentialDebianPackages } from './spawned-programs.js';
@@ -170,6 +171,35 @@ export function programProblems({ stages, context }: DockerBuildInput, programs:
   else if (!copiedTo.has(entrypoint.args[0]!)) check(path.posix.basename(entrypoint.args[0]!), 'ENTRYPOINT');
   for (const arg of entrypoint?.args.slice(1) ?? []) {
     if (arg.startsWith('/') && !copiedTo.has(arg) && !debianPackageOf[path.posix.basename(arg)]) problems.push(`ENTRYPOINT runs ${arg}, which the runtime stage neither installs nor copies`);
+  }
+  return problems;
+}
+
+/**
+ * The runtime stage's `npm ci --omit=dev` is enough: no source the image compiles imports a package outside
+ * package.json `dependencies` at run time (type-only imports are erased, so they may use devDependencies).
+ */
+export function runtimeImportProblems({ root, stages, context }: DockerBuildInput): string[] {
+  const { dependencies } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  const compiled = new Set(stages.flatMap((stage) => copySteps(stage).filter((s) => s.from === undefined).flatMap((s) => s.sources.flatMap((src) => filesUnder(context, src)))));
+  const problems: string[] = [];
+  for (const file of [...compiled].filter((f) => /\.ts$/.test(f) && !/\.d\.ts$/.test(f)).sort()) {
+    const source = ts.createSourceFile(file, readFileSync(path.join(root, file), 'utf8'), ts.ScriptTarget.ES2022, true);
+    const check = (specifier: string, node: ts.Node) => {
+      if (specifier.startsWith('.') || specifier.startsWith('node:')) return;
+      const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!;
+      if (!Object.hasOwn(dependencies, name)) problems.push(`${file}:${source.getLineAndCharacterOfPosition(node.getStart()).line + 1} imports ${specifier}, which is not among package.json dependencies`);
+    };
+    const visit = (node: ts.Node) => {
+      if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
+        const typeOnly = ts.isImportDeclaration(node) ? node.importClause?.isTypeOnly === true : node.isTypeOnly;
+        if (!typeOnly) check(node.moduleSpecifier.text, node);
+      } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0])) {
+        check(node.arguments[0].text, node);
+      }
+      ts.forEachChild(node, visit);
+    };
+    visit(source);
   }
   return problems;
 }

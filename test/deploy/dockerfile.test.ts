@@ -2,7 +2,7 @@
 // COPY sources, production dependencies only, no compiled tests, every program the daemon runs installed, and the
 // entrypoint's behaviour (run for real with sh).
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { packageRoot } from '../../core/config/package-root.js';
@@ -15,6 +15,7 @@ import {
   packageContentProblems,
   productionDependencyProblems,
   programProblems,
+  runtimeImportProblems,
   testCodeProblems,
   type DockerBuildInput,
 } from './dockerfile-checks.js';
@@ -112,6 +113,21 @@ describe('Dockerfile', () => {
     assert.deepEqual(productionDependencyProblems(input(copiedFromBuild)), [`${at(copiedFromBuild, 'COPY --from=build /src/node_modules node_modules')}: /src/node_modules from stage build carries its development dependencies`]);
     const pruned = copiedFromBuild.replace('RUN npm run build', 'RUN npm run build && npm prune --omit=dev');
     assert.deepEqual(productionDependencyProblems(input(pruned)), []);
+  });
+
+  it('needs no development dependency at run time: what the image compiles imports production ones only', () => {
+    assert.deepEqual(runtimeImportProblems(input()), []);
+    const fake = tempDir();
+    mkdirSync(path.join(fake, 'core'));
+    writeFileSync(path.join(fake, 'package.json'), JSON.stringify({ dependencies: { zod: '4' } }));
+    writeFileSync(
+      path.join(fake, 'core', 'a.ts'),
+      "import fc from 'fast-check';\nimport type { Node } from 'typescript';\nimport { z } from 'zod/mini';\nconst grpc = await import('@grpc/grpc-js/build/src');\n",
+    );
+    assert.deepEqual(runtimeImportProblems({ root: fake, stages: parseDockerfile('FROM x\nCOPY core core\n'), context: new Set(['core/a.ts']) }), [
+      'core/a.ts:1 imports fast-check, which is not among package.json dependencies',
+      'core/a.ts:4 imports @grpc/grpc-js/build/src, which is not among package.json dependencies',
+    ]);
   });
 
   it('puts no compiled tests or benchmarks into the runtime stage', () => {
