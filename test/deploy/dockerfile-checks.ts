@@ -116,6 +116,22 @@ export function productionDependencyProblems({ stages }: DockerBuildInput): stri
 }
 
 /**
+ * With a `prepare` script in package.json (it builds), every `npm ci`/`npm install` passes --ignore-scripts: in the
+ * build stage the sources are not there yet, in the runtime stage the compiler is not.
+ */
+export function installScriptProblems({ root, stages }: DockerBuildInput): string[] {
+  const { scripts } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+  if (!scripts?.prepare) return [];
+  return stages.flatMap((stage) =>
+    stage.instructions
+      .filter((i) => i.keyword === 'RUN')
+      .flatMap((i) => (i.execForm ? i.args.join(' ') : i.args[0]!).split(/&&|;/).map((segment) => ({ segment: segment.trim(), line: i.line })))
+      .filter(({ segment }) => /^npm (ci|install|i)\b/.test(segment) && !/--ignore-scripts\b/.test(segment))
+      .map(({ segment, line }) => `${where(line)}: ${segment} runs package.json's prepare (${scripts.prepare}): add --ignore-scripts`),
+  );
+}
+
+/**
  * No compiled tests or benchmarks in the runtime stage: no stage whose output it copies (nor the runtime stage
  * itself) receives test or benchmark sources from the build context, and no copied path names a test folder.
  */

@@ -12,6 +12,7 @@ import { buildContextFiles, DockerIgnore, filesUnder } from './docker-context.js
 import { copySteps, finalWorkdir, parseDockerfile, type DockerStage } from './dockerfile.js';
 import {
   copySourceProblems,
+  installScriptProblems,
   packageContentProblems,
   productionDependencyProblems,
   programProblems,
@@ -113,6 +114,10 @@ describe('Dockerfile', () => {
     assert.deepEqual(productionDependencyProblems(input(copiedFromBuild)), [`${at(copiedFromBuild, 'COPY --from=build /src/node_modules node_modules')}: /src/node_modules from stage build carries its development dependencies`]);
     const pruned = copiedFromBuild.replace('RUN npm run build', 'RUN npm run build && npm prune --omit=dev');
     assert.deepEqual(productionDependencyProblems(input(pruned)), []);
+    assert.deepEqual(installScriptProblems(input()), []);
+    assert.deepEqual(installScriptProblems(input(dockerfileText.replace('npm ci --omit=dev --ignore-scripts', 'npm ci --omit=dev'))), [
+      `${at(dockerfileText, 'RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force')}: npm ci --omit=dev --no-audit --no-fund runs package.json's prepare (npm run build): add --ignore-scripts`,
+    ]);
   });
 
   it('needs no development dependency at run time: what the image compiles imports production ones only', () => {
