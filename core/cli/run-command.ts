@@ -6,7 +6,7 @@ import { wsdVersion } from '../version.js';
 import { exitOnConfigError, loadCliConfig } from './load-cli-config.js';
 
 /** How long a graceful stop may take before the process gives up and exits non-zero. */
-const stopTimeoutMs = 60_000;
+export const stopTimeoutMs = 60_000;
 
 export function registerRunCommand(program: Command): void {
   program

@@ -23,8 +23,10 @@ export interface DaemonProcess {
  * Runs `wsd run` as a real child process and waits for its `ready` log line. Rejects with the daemon's stderr and
  * log if it exits first.
  */
-export async function startDaemonProcess(options: { args: string[]; cwd?: string; env?: NodeJS.ProcessEnv }): Promise<DaemonProcess> {
-  const child = spawn(process.execPath, [wsdBin(), 'run', ...options.args], {
+export async function startDaemonProcess(options: { args: string[]; cwd?: string; env?: NodeJS.ProcessEnv; launcher?: string[] }): Promise<DaemonProcess> {
+  // `launcher` stands in for `node bin/wsd.js`, e.g. the container image's entrypoint script.
+  const [command, ...launcherArgs] = options.launcher ?? [process.execPath, wsdBin()];
+  const child = spawn(command!, [...launcherArgs, 'run', ...options.args], {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -65,8 +67,9 @@ export async function startDaemonProcess(options: { args: string[]; cwd?: string
 }
 
 /** Runs a wsd CLI command to completion. */
-export async function runWsd(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [wsdBin(), ...args], {
+export async function runWsd(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; launcher?: string[] } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [command, ...launcherArgs] = options.launcher ?? [process.execPath, wsdBin()];
+  const child = spawn(command!, [...launcherArgs, ...args], {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
