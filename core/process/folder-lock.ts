@@ -36,18 +36,16 @@ export const lockFileName = '.wsd.lock';
 /** flock's exit code when a lock is held elsewhere; one per target, so the message names the right folder. */
 const conflictBase = 70;
 
-export async function lockFolders(targets: LockTarget[], options: { flockPath?: string } = {}): Promise<FolderLock> {
+export async function lockFolders(targets: LockTarget[]): Promise<FolderLock> {
   if (targets.length === 0 || targets.length > 9) throw new Error('lockFolders takes 1 to 9 folders');
   // flock A flock B … sh -c 'echo locked; exec cat': each level takes one lock and runs the next; the last level
   // reports that all are held and then waits for the daemon's stdin to close. The shell text is constant: folder
   // paths are arguments of flock, never shell text.
-  const args: string[] = [];
-  targets.forEach((target, index) => {
-    args.push(options.flockPath ?? 'flock', '--nonblock', '--conflict-exit-code', String(conflictBase + index), path.join(target.folder, lockFileName));
-  });
+  const lockArgs = (target: LockTarget, index: number) => ['--nonblock', '--conflict-exit-code', String(conflictBase + index), path.join(target.folder, lockFileName)];
+  const args = lockArgs(targets[0]!, 0);
+  targets.slice(1).forEach((target, index) => args.push('flock', ...lockArgs(target, index + 1)));
   args.push('/bin/sh', '-c', 'echo locked; exec cat');
-  const [command, ...rest] = args;
-  const child = spawn(command!, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('flock', args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
   const exited = new Promise<{ code: number | null; error?: Error }>((resolve) => {

@@ -116,18 +116,19 @@ export function productionDependencyProblems({ stages }: DockerBuildInput): stri
 }
 
 /**
- * With a `prepare` script in package.json (it builds), every `npm ci`/`npm install` passes --ignore-scripts: in the
+ * With an install-time script in package.json (e.g. a `prepare` that builds), every `npm ci`/`npm install` passes --ignore-scripts: in the
  * build stage the sources are not there yet, in the runtime stage the compiler is not.
  */
 export function installScriptProblems({ root, stages }: DockerBuildInput): string[] {
   const { scripts } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
-  if (!scripts?.prepare) return [];
+  const hook = ['preinstall', 'install', 'postinstall', 'prepare'].find((name) => scripts?.[name]);
+  if (!hook) return [];
   return stages.flatMap((stage) =>
     stage.instructions
       .filter((i) => i.keyword === 'RUN')
       .flatMap((i) => (i.execForm ? i.args.join(' ') : i.args[0]!).split(/&&|;/).map((segment) => ({ segment: segment.trim(), line: i.line })))
       .filter(({ segment }) => /^npm (ci|install|i)\b/.test(segment) && !/--ignore-scripts\b/.test(segment))
-      .map(({ segment, line }) => `${where(line)}: ${segment} runs package.json's prepare (${scripts.prepare}): add --ignore-scripts`),
+      .map(({ segment, line }) => `${where(line)}: ${segment} runs package.json's ${hook} (${scripts![hook]}): add --ignore-scripts`),
   );
 }
 

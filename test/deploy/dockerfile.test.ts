@@ -115,7 +115,11 @@ describe('Dockerfile', () => {
     const pruned = copiedFromBuild.replace('RUN npm run build', 'RUN npm run build && npm prune --omit=dev');
     assert.deepEqual(productionDependencyProblems(input(pruned)), []);
     assert.deepEqual(installScriptProblems(input()), []);
-    assert.deepEqual(installScriptProblems(input(dockerfileText.replace('npm ci --omit=dev --ignore-scripts', 'npm ci --omit=dev'))), [
+    // The project has no install-time script today; a package.json that gets one (a `prepare` that builds) makes every
+    // npm ci without --ignore-scripts a problem.
+    const withPrepare = tempDir();
+    writeFileSync(path.join(withPrepare, 'package.json'), JSON.stringify({ scripts: { prepare: 'npm run build' } }));
+    assert.deepEqual(installScriptProblems({ ...input(dockerfileText.replace('npm ci --omit=dev --ignore-scripts', 'npm ci --omit=dev')), root: withPrepare }), [
       `${at(dockerfileText, 'RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force')}: npm ci --omit=dev --no-audit --no-fund runs package.json's prepare (npm run build): add --ignore-scripts`,
     ]);
   });

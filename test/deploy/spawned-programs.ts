@@ -75,6 +75,8 @@ export const debianPackageOf: Readonly<Record<string, string>> = {
   tar: 'tar',
   zstd: 'zstd',
   du: 'coreutils',
+  flock: 'util-linux',
+  cat: 'coreutils',
   sh: 'dash',
   tini: 'tini',
   mount: 'mount',
