@@ -18,8 +18,11 @@ export type { WorkspaceInitializer } from './generated/contentservice/WorkspaceI
 export interface WsdClientOptions {
   /** `host:port` of the daemon's gRPC API. */
   address: string;
-  /** TLS: CA to trust, and a client certificate + key for mutual TLS. Plaintext when omitted. */
-  tls?: { caFile?: string; certFile?: string; keyFile?: string; serverName?: string };
+  /**
+   * TLS: CA to trust, and a client certificate + key for mutual TLS, as files or as their content (`ca`, `cert`,
+   * `key` win over the files). Plaintext when omitted.
+   */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; ca?: Buffer; cert?: Buffer; key?: Buffer; serverName?: string };
   /** Per-call deadline in ms (default: none; InitWorkspace of a large repository can take minutes). */
   timeoutMs?: number;
 }
@@ -104,8 +107,8 @@ export class WsdClient {
 
 function channelCredentials(tls: WsdClientOptions['tls']): ChannelCredentials {
   if (!tls) return credentials.createInsecure();
-  const read = (file?: string) => (file ? readFileSync(file) : null);
-  return credentials.createSsl(read(tls.caFile), read(tls.keyFile), read(tls.certFile));
+  const read = (content: Buffer | undefined, file: string | undefined) => content ?? (file ? readFileSync(file) : null);
+  return credentials.createSsl(read(tls.ca, tls.caFile), read(tls.key, tls.keyFile), read(tls.cert, tls.certFile));
 }
 
 /** The field a failed call named (`wsd-field` trailer), if any. */

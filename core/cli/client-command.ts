@@ -1,57 +1,40 @@
 import { readFile } from 'node:fs/promises';
 import type { ServiceError } from '@grpc/grpc-js';
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import type { WsdClient, WorkspaceInitializer } from '../api/client.js';
 import { WsdError, isWsdError } from '../errors.js';
+import { addClientOptions, clientOptions, parseQuota } from './client-options.js';
 import { table } from './table.js';
-
-interface ConnectionOptions {
-  address: string;
-  tlsCa?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  tlsServerName?: string;
-  timeout?: string;
-  json?: boolean;
-}
 
 /** `wsd client …`: drives a daemon over gRPC. Exit code: 0 ok, 1 a gRPC error (its name on stderr), 2 bad usage. */
 export function registerClientCommand(program: Command): void {
-  const client = program
-    .command('client')
-    .description('talk to a running daemon over gRPC')
-    .addOption(new Option('-a, --address <host:port>', 'the daemon gRPC address').env('WSD_ADDRESS').default('127.0.0.1:8080'))
-    .option('--tls-ca <file>', 'CA to trust (enables TLS)')
-    .option('--tls-cert <file>', 'client certificate for mutual TLS')
-    .option('--tls-key <file>', 'client key for mutual TLS')
-    .option('--tls-server-name <name>', 'expected server name when it differs from the address')
-    .option('--timeout <seconds>', 'deadline per call')
-    .option('--json', 'print JSON for scripts');
+  const client = addClientOptions(program.command('client').description('talk to a running daemon over gRPC'));
+  const subcommand = (spec: string) => client.command(spec);
 
   // commander calls actions with (...positional, options, command).
   const action = (fn: (c: WsdClient, out: Output, ...args: any[]) => Promise<void>) =>
     async (...args: unknown[]) => {
       const command = args.at(-1) as Command;
-      const options = command.optsWithGlobals<ConnectionOptions>();
-      const out = new Output(Boolean(options.json));
-      // gRPC and the protos load here, not at start-up: every other wsd command stays fast.
-      const { WsdClient } = await import('../api/client.js');
-      const c = new WsdClient({
-        address: options.address,
-        ...(options.tlsCa || options.tlsCert ? { tls: { caFile: options.tlsCa, certFile: options.tlsCert, keyFile: options.tlsKey, serverName: options.tlsServerName } } : {}),
-        ...(options.timeout ? { timeoutMs: Number(options.timeout) * 1000 } : {}),
-      });
+      let c: WsdClient | undefined;
       try {
+        const options = await clientOptions(command);
+        const out = new Output(options.json);
+        // gRPC and the protos load here, not at start-up: every other wsd command stays fast.
+        const { WsdClient } = await import('../api/client.js');
+        c = new WsdClient({
+          address: options.address,
+          ...(options.tls ? { tls: options.tls } : {}),
+          ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+        });
         await fn(c, out, ...args.slice(0, -1));
       } catch (error) {
         await fail(error);
       } finally {
-        c.close();
+        c?.close();
       }
     };
 
-  client
-    .command('init <id>')
+  subcommand('init <id>')
     .description('create a workspace and wait until it is initialized')
     .requiredOption('--owner <owner>', 'metadata.owner')
     .requiredOption('--meta-id <metaId>', 'metadata.meta_id (the workspace id its backups are kept under)')
@@ -61,7 +44,7 @@ export function registerClientCommand(program: Command): void {
     .option('--snapshot <name>', 'restore a snapshot by the name TakeSnapshot returned')
     .option('--backup', 'restore the latest backup of --meta-id')
     .option('-f, --initializer <file>', 'initializer as JSON or YAML (the proto JSON mapping of WorkspaceInitializer)')
-    .option('--quota <bytes>', 'storage_quota_bytes', '0')
+    .option('--quota <size>', 'storage_quota_bytes: bytes, or a size like 10GiB (default: none)', parseQuota)
     .option('--no-remote-storage', 'remote_storage_disabled: no backups or snapshots for this workspace')
     .action(
       action(async (c, out, id: string, opts: Record<string, unknown>) => {
@@ -71,28 +54,27 @@ export function registerClientCommand(program: Command): void {
           metadata: { owner: opts.owner as string, meta_id: opts.metaId as string },
           initializer,
           remote_storage_disabled: opts.remoteStorage === false,
-          storage_quota_bytes: Number(opts.quota),
+          storage_quota_bytes: (opts.quota as number | undefined) ?? 0,
         });
         out.print({ id, state: 'ready' }, `workspace ${id} is ready`);
       }),
     );
 
-  client.command('wait <id>').description('wait until a workspace is initialized').action(
+  subcommand('wait <id>').description('wait until a workspace is initialized').action(
     action(async (c, out, id: string) => {
       await c.waitForInit(id);
       out.print({ id, state: 'ready' }, `workspace ${id} is ready`);
     }),
   );
 
-  client.command('exists <id>').description('whether a workspace exists (exit 0 either way)').action(
+  subcommand('exists <id>').description('whether a workspace exists (exit 0 either way)').action(
     action(async (c, out, id: string) => {
       const exists = await c.isWorkspaceExists(id);
       out.print({ id, exists }, exists ? `workspace ${id} exists` : `workspace ${id} does not exist`);
     }),
   );
 
-  client
-    .command('snapshot <id>')
+  subcommand('snapshot <id>')
     .description('take a snapshot; prints its name')
     .option('--no-wait', 'return the name at once and finish in the background')
     .action(
@@ -102,15 +84,14 @@ export function registerClientCommand(program: Command): void {
       }),
     );
 
-  client.command('backup <id>').description('back a workspace up now; prints the backup key').action(
+  subcommand('backup <id>').description('back a workspace up now; prints the backup key').action(
     action(async (c, out, id: string) => {
       const url = await c.backupWorkspace(id);
       out.print({ id, backup: url }, url);
     }),
   );
 
-  client
-    .command('dispose <id>')
+  subcommand('dispose <id>')
     .description('remove a workspace from the node, after a final backup with --backup')
     .option('--backup', 'take a final backup first (DATA_LOSS if it fails; the workspace is kept)')
     .action(
@@ -120,7 +101,7 @@ export function registerClientCommand(program: Command): void {
       }),
     );
 
-  client.command('list').description('list the workspaces on the node').action(
+  subcommand('list').description('list the workspaces on the node').action(
     action(async (c, out) => {
       const { workspaces } = await c.listWorkspaces();
       const rows = workspaces.map((w) => [w.id, w.state.replace('WORKSPACE_STATE_', '').toLowerCase(), w.owner, w.meta_id, w.created_at]);
@@ -128,7 +109,7 @@ export function registerClientCommand(program: Command): void {
     }),
   );
 
-  client.command('describe <id>').description('everything known about one workspace').action(
+  subcommand('describe <id>').description('everything known about one workspace').action(
     action(async (c, out, id: string) => {
       const d = await c.describeWorkspace(id);
       const lines = [
@@ -147,6 +128,8 @@ export function registerClientCommand(program: Command): void {
       out.print(d, lines.map(([k, v]) => `${`${k}:`.padEnd(16)}${v ?? ''}`).join('\n'));
     }),
   );
+  // The connection flags on every subcommand too (see addClientOptions), after its own: they work after it as well.
+  for (const command of client.commands) addClientOptions(command);
 }
 
 async function initializerFrom(opts: Record<string, unknown>): Promise<WorkspaceInitializer> {

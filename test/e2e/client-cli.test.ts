@@ -66,6 +66,57 @@ describe('wsd client', () => {
     assert.match(r.stderr, /git\.targetMode: expected one of REMOTE_HEAD, REMOTE_COMMIT, REMOTE_BRANCH, LOCAL_BRANCH/);
   });
 
+  it('takes the client flags before or after the subcommand, and shows them in every command\'s help', async () => {
+    const after = (...args: string[]) => runWsd(['client', ...args]);
+    let r = await after('init', 'cli-flags', '--owner', 'dave', '--meta-id', 'cf', '--empty', '--address', daemon.grpcAddress, '--timeout', '30');
+    assert.equal(r.code, 0, r.stderr);
+    r = await after('exists', 'cli-flags', '--json', '-a', daemon.grpcAddress);
+    assert.deepEqual([r.code, JSON.parse(r.stdout)], [0, { id: 'cli-flags', exists: true }]);
+    r = await runWsd(['client', '--json', 'exists', 'cli-flags', '--address', daemon.grpcAddress]);
+    assert.deepEqual(JSON.parse(r.stdout), { id: 'cli-flags', exists: true });
+    r = await runWsd(['client', 'exists', 'cli-flags'], { env: { WSD_ADDRESS: daemon.grpcAddress } });
+    assert.deepEqual([r.code, r.stdout], [0, 'workspace cli-flags exists\n']);
+    // A flag after the subcommand wins over the same flag before it.
+    r = await runWsd(['client', '--address', '127.0.0.1:1', 'exists', 'cli-flags', '--address', daemon.grpcAddress]);
+    assert.equal(r.code, 0, r.stderr);
+    for (const command of ['init', 'wait', 'exists', 'snapshot', 'backup', 'dispose', 'list', 'describe']) {
+      const help = await after(command, '--help');
+      assert.equal(help.code, 0);
+      for (const flag of ['--address', '--tls-ca', '--tls-cert', '--tls-key', '--tls-server-name', '--timeout', '--json']) {
+        assert.ok(help.stdout.includes(flag), `wsd client ${command} --help lists ${flag}:\n${help.stdout}`);
+      }
+    }
+    await wsd('dispose', 'cli-flags');
+  });
+
+  it('exits 2 on every usage error, with the reason on stderr', async () => {
+    const usage = async (args: string[], reason: RegExp) => {
+      const r = await runWsd(args);
+      assert.equal(r.code, 2, `wsd ${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, reason, `wsd ${args.join(' ')}`);
+      assert.equal(r.stdout, '');
+    };
+    await usage(['client', 'exists', 'x', '--nope'], /unknown option '--nope'/);
+    await usage(['client', '--nope', 'exists', 'x'], /unknown option '--nope'/);
+    await usage(['client', 'init', 'x', '--empty'], /required option '--owner <owner>' not specified/);
+    await usage(['client', 'nosuch'], /unknown command 'nosuch'/);
+    await usage(['client'], /Usage: wsd client/);
+    await usage(['nosuch'], /unknown command 'nosuch'/);
+    await usage(['client', 'exists'], /missing required argument 'id'/);
+    await usage(['client', '--timeout', 'abc', 'exists', 'x'], /option '--timeout <duration>' argument 'abc' is invalid\. "abc" is not a duration/);
+    await usage(['client', 'exists', 'x', '--timeout', '0'], /option '--timeout <duration>' argument '0' is invalid/);
+    await usage(['client', 'exists', 'x', '--timeout', '-5'], /--timeout/);
+    await usage(['client', 'init', 'x', '--owner', 'o', '--meta-id', 'm', '--empty', '--quota', 'lots'], /option '--quota <size>' argument 'lots' is invalid\. "lots" is not a size/);
+    await usage(['client', 'exists', 'x', '--tls-ca', path.join(dir, 'no-such-ca.crt')], /--tls-ca .*no-such-ca\.crt: file not found/);
+    // Durations and sizes in the config's notation are accepted.
+    let r = await runWsd(['client', 'exists', 'x', '--timeout', '1m30s', '--address', daemon.grpcAddress]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await runWsd(['client', 'exists', 'x', '--timeout', '2.5', '--address', daemon.grpcAddress]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await runWsd(['client', '--help']);
+    assert.equal(r.code, 0);
+  });
+
   it('exits 1 with the gRPC status name on errors, and 2 on bad usage', async () => {
     let r = await wsd('wait', 'nope');
     assert.equal(r.code, 1);
