@@ -3,7 +3,7 @@ import type { ServiceError } from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import type { WsdClient, WorkspaceInitializer } from '../api/client.js';
 import { WsdError, isWsdError } from '../errors.js';
-import { addClientOptions, clientOptions, parseQuota } from './client-options.js';
+import { addClientOptions, clientOptions, parseQuota, type ClientOptions } from './client-options.js';
 import { table } from './table.js';
 
 /** `wsd client …`: drives a daemon over gRPC. Exit code: 0 ok, 1 a gRPC error (its name on stderr), 2 bad usage. */
@@ -16,8 +16,9 @@ export function registerClientCommand(program: Command): void {
     async (...args: unknown[]) => {
       const command = args.at(-1) as Command;
       let c: WsdClient | undefined;
+      let options: ClientOptions | undefined;
       try {
-        const options = await clientOptions(command);
+        options = await clientOptions(command);
         const out = new Output(options.json);
         // gRPC and the protos load here, not at start-up: every other wsd command stays fast.
         const { WsdClient } = await import('../api/client.js');
@@ -28,7 +29,7 @@ export function registerClientCommand(program: Command): void {
         });
         await fn(c, out, ...args.slice(0, -1));
       } catch (error) {
-        await fail(error);
+        await fail(error, options);
       } finally {
         c?.close();
       }
@@ -162,16 +163,22 @@ class Output {
   }
 }
 
-async function fail(error: unknown): Promise<never> {
+async function fail(error: unknown, options: ClientOptions | undefined): Promise<never> {
   if (isWsdError(error)) {
     process.stderr.write(`wsd client: ${error.message}\n`);
     process.exit(2);
   }
   const e = error as ServiceError;
   if (typeof e?.code === 'number') {
-    const [{ errorField }, { statusName }] = await Promise.all([import('../api/client.js'), import('../api/grpc-status.js')]);
+    const [{ errorField }, { statusName }, { explainConnectionFailure }] = await Promise.all([
+      import('../api/client.js'),
+      import('../api/grpc-status.js'),
+      import('./connection-errors.js'),
+    ]);
+    const name = statusName(e.code);
     const field = errorField(e);
-    process.stderr.write(`${statusName(e.code)}: ${e.details}${field ? ` (field ${field})` : ''}\n`);
+    const explained = options ? await explainConnectionFailure(name, e.details ?? '', options) : undefined;
+    process.stderr.write(`${name}: ${explained ?? e.details}${field ? ` (field ${field})` : ''}\n`);
     process.exit(1);
   }
   throw error;
