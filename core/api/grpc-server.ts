@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Server, ServerCredentials, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Server, ServerCredentials, setLogger, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { RootConfig } from '../config/root-schema.js';
 import { WsdError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
 import { serviceConstructor } from './proto.js';
 import { addReflectionToServer } from './reflection.js';
 
@@ -54,6 +55,18 @@ export class GrpcServer {
       });
     });
   }
+}
+
+/**
+ * grpc-js's own messages go through wsd's logger (by default it prints `E …` text lines on stderr): every log line
+ * stays JSON. They are debug: each failure that matters also reaches wsd's code, which logs it with its context
+ * (a bind failure, for one, is the daemon's `start failed` line).
+ */
+export function routeGrpcLogs(log: Logger): void {
+  const grpcLog = log.child({ component: 'grpc-js' });
+  const write = (severity: string) => (message?: unknown, ...rest: unknown[]) =>
+    grpcLog.debug(String(message), { severity, ...(rest.length ? { details: rest.map(String) } : {}) });
+  setLogger({ error: write('error'), info: write('info'), debug: write('debug') });
 }
 
 function serverCredentials(api: RootConfig['api'], baseDir: string): ServerCredentials {

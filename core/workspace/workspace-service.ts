@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client';
 import { BackupScheduler } from '../content/backup-scheduler.js';
 import type { BackupManifest, BackupStore } from '../content/backup-store.js';
 import { treeFingerprint } from '../content/tree-fingerprint.js';
-import { WsdError, isWsdError, toWsdError } from '../errors.js';
+import { WsdError, failureLogLevel, isWsdError, toWsdError } from '../errors.js';
 import type { InitializeResult, InitializerLookup } from '../initializer/content-initializer.js';
 import type { Logger } from '../observability/logger.js';
 import { redactValue, scrubSecrets } from '../observability/redact.js';
@@ -261,7 +261,7 @@ export class WorkspaceService {
       await this.#archive(entry, 'snapshot', { key: name });
     }));
     if (options.returnImmediately) {
-      run.catch((error: unknown) => this.#log.error('snapshot failed', { workspaceId: id, name, error: error as Error }));
+      run.catch((error: unknown) => this.#log[failureLogLevel(error)]('snapshot failed', { workspaceId: id, name, error: error as Error }));
       return name;
     }
     await run;
@@ -363,7 +363,8 @@ export class WorkspaceService {
     } catch (error) {
       const failure = initFailure(error, record.initializer.kind);
       this.#metrics.initSeconds?.observe({ kind: record.initializer.kind, outcome: failure.code }, (Date.now() - started) / 1000);
-      log.error('init failed', { error: failure });
+      // Judged by what the initializer threw: a missing backup is the caller's mistake, a failing tar is not.
+      log[failureLogLevel(toWsdError(error))]('init failed', { error: failure });
       // Only what this call created: without a quota handle the folder (if any) was there before and is not ours.
       // A release that fails keeps the handle, so a dispose or the next init of this id releases it.
       const released = await this.#quotas.release(record, log).then(

@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runWsd, startDaemonProcess, testDaemonConfig, type DaemonProcess } from '../kit/daemon-process.js';
+import { until } from '../kit/polling.js';
 import { tempDir } from '../kit/temp-dir.js';
 
 describe('wsd client', () => {
@@ -127,5 +128,28 @@ describe('wsd client', () => {
     r = await wsd('init', 'cli-x', '--owner', 'dave', '--meta-id', 'cx', '--backup');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^NOT_FOUND: /);
+  });
+
+  it('logs the caller\'s mistakes at warn with their code, never at error', async () => {
+    const mistakes: Array<[string[], string]> = [
+      [['wait', 'no-such-ws'], 'NOT_FOUND'],
+      [['init', 'cli-m1', '--owner', 'dave', '--meta-id', 'never-backed-up', '--backup'], 'NOT_FOUND'],
+      [['init', 'cli-m2', '--owner', 'dave', '--meta-id', 'cm2', '--git', 'ext::sh -c id'], 'INVALID_ARGUMENT'],
+      [['init', 'bad/id', '--owner', 'dave', '--meta-id', 'cm2', '--empty'], 'INVALID_ARGUMENT'],
+      [['backup', 'no-such-ws'], 'NOT_FOUND'],
+    ];
+    const seen = daemon.logs.length;
+    for (const [args, code] of mistakes) {
+      const r = await wsd(...args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^${code}: `), args.join(' '));
+    }
+    // The two failed inits are logged (with their code); the rest are plain answers to the caller.
+    await until(() => daemon.logs.slice(seen).filter((l) => l.msg === 'init failed').length === 2, 'both init failures logged');
+    const logged = daemon.logs.slice(seen);
+    assert.deepEqual(logged.filter((l) => l.level === 'error'), []);
+    assert.deepEqual(logged.filter((l) => l.msg === 'init failed').map((l) => [l.level, (l.error as { code: string }).code]), [['warn', 'NOT_FOUND'], ['warn', 'INVALID_ARGUMENT']]);
+    await wsd('dispose', 'cli-m1');
+    await wsd('dispose', 'cli-m2');
   });
 });
