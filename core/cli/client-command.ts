@@ -5,7 +5,7 @@ import type { WsdClient, WorkspaceInitializer } from '../api/client.js';
 import type { WorkspaceDetail__Output } from '../api/generated/wsd/v1/WorkspaceDetail.js';
 import { WsdError, isWsdError } from '../errors.js';
 import { addClientOptions, clientOptions, parseQuota, type ClientOptions } from './client-options.js';
-import { confirm, riskWarning, workAtRisk } from './dispose-guard.js';
+import { confirm, riskChoices, riskWarning, workAtRisk } from './dispose-guard.js';
 import { withProgress } from './progress-display.js';
 import { table } from './table.js';
 
@@ -175,11 +175,11 @@ async function guardWork(c: WsdClient, id: string, backup: boolean): Promise<voi
   if (risk.length === 0) return;
   const warning = riskWarning(id, detail, risk);
   if (process.stdin.isTTY) {
-    process.stderr.write(`${warning}\n`);
+    process.stderr.write(`${warning}\n${detail.remote_storage_disabled ? '' : '(--backup keeps it in a final backup)\n'}`);
     if (await confirm('Dispose it anyway and lose this work? [y/N] ')) return;
     process.stderr.write(`wsd client: workspace ${id} not disposed\n`);
   } else {
-    process.stderr.write(`wsd client: ${warning}. Not disposed: pass --backup to keep the work, or --force to dispose anyway.\n`);
+    process.stderr.write(`wsd client: ${warning}. Not disposed: ${riskChoices(detail)}.\n`);
   }
   process.exit(1);
 }

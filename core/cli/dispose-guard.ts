@@ -24,13 +24,16 @@ export function workAtRisk(detail: WorkspaceDetail__Output, backup: boolean): st
   return phrases;
 }
 
-/** The warning that names what would be lost, and what keeps it. */
+/** The warning that names what would be lost (and why a backup cannot keep it, when it cannot). */
 export function riskWarning(id: string, detail: WorkspaceDetail__Output, risk: string[]): string {
   const branch = detail.git_status?.branch ? ` on branch ${detail.git_status.branch}` : '';
-  const keep = detail.remote_storage_disabled
-    ? 'remote storage is disabled for it, so a final backup cannot keep them'
-    : 'dispose --backup keeps them in a final backup';
-  return `workspace ${id} has work that disposing it would throw away${branch}: ${risk.join(', ')}; ${keep}`;
+  const noBackup = detail.remote_storage_disabled ? ' (remote storage is disabled for it: a final backup cannot keep it)' : '';
+  return `workspace ${id} has work that disposing it would throw away${branch}: ${risk.join(', ')}${noBackup}`;
+}
+
+/** What decides, in the words of the flags. */
+export function riskChoices(detail: WorkspaceDetail__Output): string {
+  return detail.remote_storage_disabled ? 'pass --force to dispose anyway' : 'pass --backup to keep it in a final backup, or --force to dispose anyway';
 }
 
 /** Asks on the terminal whether to go ahead; anything but y/yes is no. */

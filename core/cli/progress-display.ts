@@ -28,6 +28,9 @@ export async function withProgress<T>(call: Promise<T>, options: ProgressOptions
   const { stream, operation } = options;
   const tty = Boolean(stream.isTTY);
   const render = new ProgressRenderer(operation, tty);
+  // On a terminal something shows at once; the daemon's first report replaces it.
+  const first = render.start();
+  if (first) stream.write(first);
   let settled = false;
   let unavailable = false;
   const poll = async (): Promise<OperationProgress__Output | undefined> => {
@@ -86,6 +89,13 @@ export class ProgressRenderer {
   constructor(operation: string, tty: boolean) {
     this.#operation = operation;
     this.#tty = tty;
+  }
+
+  /** The line shown before the first report (on a terminal only). */
+  start(): string | undefined {
+    if (!this.#tty) return undefined;
+    this.#shown = true;
+    return `\r\x1b[K${this.#operation}: starting`;
   }
 
   /** Text for a running sample: on a terminal the rewritten line; otherwise a line when the phase changed. */

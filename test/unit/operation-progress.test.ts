@@ -141,6 +141,7 @@ describe('progress display', () => {
 
   it('on a terminal rewrites one line (phase, bytes, rate, files), then leaves one summary line', () => {
     const r = new ProgressRenderer('backup', true);
+    assert.equal(r.start(), '\r\x1b[Kbackup: starting');
     assert.equal(r.update(sample('archiving', 1024 * 1024, 1000)), '\r\x1b[Kbackup: archiving, 1.0 MiB, 3 files');
     assert.equal(r.update(sample('archiving', 3 * 1024 * 1024, 2000)), '\r\x1b[Kbackup: archiving, 3.0 MiB, 3 files, 2.0 MiB/s');
     assert.equal(r.finish(sample('done', 4 * 1024 * 1024, 4000, { done: true })), '\r\x1b[Kbackup: done, 4.0 MiB, 3 files in 4.0s, 1.0 MiB/s\n');
@@ -148,6 +149,7 @@ describe('progress display', () => {
 
   it('elsewhere prints a plain line per phase, and the summary', () => {
     const r = new ProgressRenderer('backup', false);
+    assert.equal(r.start(), undefined);
     assert.equal(r.update(sample('archiving', 1, 1000)), 'backup: archiving\n');
     assert.equal(r.update(sample('archiving', 2, 2000)), undefined);
     assert.equal(r.update(sample('committing', 2, 2500)), 'backup: committing\n');
