@@ -207,7 +207,8 @@ function describeText(d: WorkspaceDetail__Output): string {
     ['last backup', d.last_backup ? `${d.last_backup.url} (${d.last_backup.size_bytes} bytes, ${d.last_backup.created_at})` : 'none'],
     ['last error', d.last_error || 'none'],
     ...d.snapshots.map((s) => ['snapshot', `${s.name} ${s.status}${s.error ? `: ${s.error}` : ''}`] as [string, unknown]),
-    ...gitLines(d.git_status),
+    // Read live, and only of a ready workspace (an initializing or failed one has no status to report).
+    ...(d.summary?.state === 'WORKSPACE_STATE_READY' ? gitLines(d.git_status) : []),
   ];
   return lines.map(([k, v]) => `${`${k}:`.padEnd(16)}${v ?? ''}`).join('\n');
 }

@@ -21,7 +21,7 @@ export interface OperationProgress {
   error?: string;
 }
 
-/** Workspaces whose finished operations are remembered (after a dispose too); the oldest are forgotten first. */
+/** Workspaces whose finished operations are remembered (after a dispose too); the oldest finished are forgotten first. */
 const rememberedWorkspaces = 256;
 
 /**
@@ -41,7 +41,11 @@ export class ProgressBoard {
     kinds ??= new Map();
     kinds.set(operation, progress);
     this.#byWorkspace.set(id, kinds);
-    while (this.#byWorkspace.size > rememberedWorkspaces) this.#byWorkspace.delete(this.#byWorkspace.keys().next().value!);
+    // Forget the least recently started workspaces whose operations have all finished; running ones stay.
+    for (const [other, ops] of this.#byWorkspace) {
+      if (this.#byWorkspace.size <= rememberedWorkspaces) break;
+      if ([...ops.values()].every((p) => p.done)) this.#byWorkspace.delete(other);
+    }
     return new ProgressTracker(progress);
   }
 

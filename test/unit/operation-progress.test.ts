@@ -8,7 +8,7 @@ import { BackupStore } from '../../core/content/backup-store.js';
 import { InitializerRegistry } from '../../core/initializer/initializer-registry.js';
 import { silentLogger } from '../../core/observability/logger.js';
 import type { StorageBackend } from '../../core/storage/storage-backend.js';
-import type { OperationProgress } from '../../core/workspace/operation-progress.js';
+import { ProgressBoard, type OperationProgress } from '../../core/workspace/operation-progress.js';
 import { WorkspaceService } from '../../core/workspace/workspace-service.js';
 import { BackupContentInitializer } from '../../plugins/initializer/backup/backup-content-initializer.js';
 import { EmptyContentInitializer } from '../../plugins/initializer/empty/empty-content-initializer.js';
@@ -122,6 +122,21 @@ describe('operation progress', () => {
     assert.match(failed.error!, /no backup/);
     assert.throws(() => service.operationProgress('never'), /does not exist/);
     await service.stop();
+  });
+});
+
+describe('progress board', () => {
+  it('forgets the oldest finished workspaces beyond 256, never one with an operation running', () => {
+    const board = new ProgressBoard();
+    const running = board.start('ws-0', 'backup');
+    for (let i = 1; i <= 300; i++) board.start(`ws-${i}`, 'init').finish();
+    running.report({ phase: 'archiving', bytes: 5 });
+    assert.deepEqual(board.get('ws-0')?.map((p) => [p.phase, p.bytes]), [['archiving', 5]]);
+    assert.equal(board.get('ws-1'), undefined);
+    assert.equal(board.get('ws-300')?.[0]?.phase, 'done');
+    running.finish(new Error('storage https://user:secret@s3.example/b unreachable'));
+    assert.equal(board.get('ws-0')?.[0]?.phase, 'failed');
+    assert.doesNotMatch(board.get('ws-0')![0]!.error!, /secret/);
   });
 });
 
