@@ -15,7 +15,11 @@ const probeTimeoutMs = 3000;
 export async function explainConnectionFailure(code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' | string, details: string, options: ClientOptions): Promise<string | undefined> {
   const where = `cannot reach wsd at ${options.address}`;
   if (code === 'DEADLINE_EXCEEDED') {
-    if (!/waiting_for_connection|LB pick|name resolution/i.test(details)) return undefined;
+    // grpc-js names the peer once a connection carried the call: then the daemon was reached and is still working.
+    if (/remote_addr=/.test(details)) {
+      return `no answer from wsd at ${options.address} within the --timeout; the daemon goes on with the operation (an init, backup or dispose is not cancelled): see wsd client describe`;
+    }
+    if (!/LB pick|name resolution|waiting_for_connection/i.test(details)) return undefined;
     const cause = await probe(options);
     return `${where}: no connection within the --timeout${cause ? `; ${cause}` : ''}`;
   }

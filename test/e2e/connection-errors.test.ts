@@ -47,6 +47,19 @@ describe('wsd client: connection errors a person can act on', () => {
     await failure(['--address', `127.0.0.1:${port}`], new RegExp(`^UNAVAILABLE: cannot reach wsd at 127\\.0\\.0\\.1:${port}: connection refused: is the daemon running, and is --address \\(or WSD_ADDRESS\\) right\\?\\n$`));
   });
 
+  it('says no connection came about within --timeout when the address accepts but never speaks gRPC', async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      const r = await runWsd(['client', 'exists', 'x', '--timeout', '1', '--address', `127.0.0.1:${port}`]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, `DEADLINE_EXCEEDED: cannot reach wsd at 127.0.0.1:${port}: no connection within the --timeout\n`);
+    } finally {
+      silent.close();
+    }
+  });
+
   it('tells plaintext and TLS apart, both ways', async () => {
     await failure(['--address', mtls.grpcAddress], /the server speaks TLS and this client used plaintext: pass --tls-ca/);
     await failure(['--address', plain.grpcAddress, '--tls-ca', pki.caCert], /the server does not speak TLS .*: leave out --tls-ca/);
