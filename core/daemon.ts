@@ -6,12 +6,14 @@ import { BackupStore } from './content/backup-store.js';
 import { workspaceGitStatus } from './content/git-status.js';
 import { contentServiceHandlers } from './api/content-service.js';
 import { GrpcServer } from './api/grpc-server.js';
+import { listenFailure } from './api/listen-error.js';
 import { ProbeServer } from './api/http-server.js';
 import { healthCheckToken } from './health/health-check.js';
 import { HealthMonitor } from './health/health-monitor.js';
 import { contentInitializerToken } from './initializer/content-initializer.js';
 import { InitializerRegistry } from './initializer/initializer-registry.js';
 import { Kernel } from './kernel/kernel.js';
+import { isWsdError } from './errors.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry, registerDiskMetrics } from './observability/metrics.js';
 import { RecentFailures } from './observability/recent-failures.js';
@@ -112,7 +114,9 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
       content: contentServiceHandlers(workspaces, log),
       admin: adminServiceHandlers({ workspaces, plugins: () => kernel.statuses(), health: monitor, workingArea: config.paths.workingArea, version: wsdVersion }, log),
     });
-    const grpcAddress = await grpc.listen(config.root.api, config.baseDir);
+    const grpcAddress = await grpc.listen(config.root.api, config.baseDir).catch((error: unknown) => {
+      throw isWsdError(error) ? error : listenFailure(error, 'api.address', config.root.api.address);
+    });
     cleanups.push(() => grpc.shutdown());
     const refreshHealth = async () => grpc.setServing(running() && (await monitor.report()).ready);
     await refreshHealth();
@@ -136,7 +140,9 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
         failures,
       });
     const probes = new ProbeServer({ metrics, running, health, ...(config.root.http.statusPage ? { status } : {}) });
-    const httpAddress = await probes.listen(config.root.http.address);
+    const httpAddress = await probes.listen(config.root.http.address).catch((error: unknown) => {
+      throw listenFailure(error, 'http.address', config.root.http.address);
+    });
     cleanups.push(() => probes.close());
     log.info('http listening', { address: httpAddress });
 

@@ -66,6 +66,8 @@ export function registerRunCommand(program: Command): void {
         const { startDaemon } = await import('../daemon.js');
         daemon = await startDaemon(config, log);
       } catch (error) {
+        // The event in the log (stdout, JSON like every line there), and the reason once for the person at the
+        // terminal (stderr). grpc-js's own copy of a bind failure goes to the log at debug (routeForeignLogs).
         log.error('start failed', { error: error as Error });
         process.stderr.write(`${(error as Error).message}\n`);
         process.exit(1);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDurationMs } from './units.js';
 
 /** `host:port` or `[v6]:port`; port 0 picks a free port (the bound one is logged). */
 export const addressSchema = z.string().check((ctx) => {
@@ -16,13 +17,12 @@ export function isLoopback(address: string): boolean {
 /** A duration: seconds as a number, or a string like `90s`, `15m`, `1h30m`, `500ms`. Parsed to milliseconds. */
 export const durationSchema = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
   if (typeof value === 'number') return value * 1000;
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== value.replace(/\s+/g, '')) {
+  const ms = parseDurationMs(value);
+  if (ms === undefined) {
     ctx.issues.push({ code: 'custom', input: value, message: 'must be a duration like 30s, 15m, 1h30m (or a number of seconds)' });
     return z.NEVER;
   }
-  return parts.reduce((ms, p) => ms + Number(p[1]) * units[p[2]!]!, 0);
+  return ms;
 });
 
 /** A plugin id as config names it. */

@@ -7,13 +7,11 @@ import type { Logger } from './logger.js';
  * the daemon's JSON log, so every line wsd writes is one JSON object that log shippers can parse.
  */
 export function routeForeignLogs(log: Logger): void {
+  // grpc-js's own lines at debug, its severity kept: what it reports as an error (a bind failure, a dropped
+  // connection) reaches the caller or the log as wsd's own error already, and would otherwise be said twice.
   const grpcLog = log.child({ component: 'grpc-js' });
-  grpc.setLogger({
-    error: (...args: unknown[]) => grpcLog.warn(format(...args)),
-    info: (...args: unknown[]) => grpcLog.info(format(...args)),
-    debug: (...args: unknown[]) => grpcLog.debug(format(...args)),
-  } as Partial<Console> as Console);
-  // grpc-js's own verbosity still applies (GRPC_VERBOSITY); by default it reports errors only.
+  const write = (severity: string) => (...args: unknown[]) => grpcLog.debug(format(...args), { severity });
+  grpc.setLogger({ error: write('error'), info: write('info'), debug: write('debug') } as Partial<Console> as Console);
   // Node's default warning printer writes free text to stderr: replace it with a log line.
   process.removeAllListeners('warning');
   process.on('warning', (warning) => log.warn('node warning', { name: warning.name, warning: warning.message, ...(('code' in warning) ? { code: (warning as { code?: string }).code } : {}) }));

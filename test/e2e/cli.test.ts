@@ -143,4 +143,29 @@ describe('wsd CLI', () => {
       result.stdout,
     );
   });
+
+  it('a port in use at start: one JSON log line and one clear message naming the address and the setting', async () => {
+    const first = await startDaemonProcess({ args: ['--config', configFile(tempDir(), 'http:\n  address: 127.0.0.1:0\n')] });
+    try {
+      for (const [setting, yaml] of [
+        ['api.address', `api:\n  address: ${first.grpcAddress}\n  insecure: true\nhttp:\n  address: 127.0.0.1:0\n`],
+        ['http.address', `http:\n  address: ${first.httpAddress}\n`],
+      ] as const) {
+        const result = await runWsd(['run', '--config', configFile(tempDir(), yaml)]);
+        assert.equal(result.code, 1, setting);
+        // stdout is the log: JSON only (grpc-js's own logger included); stderr the reason, once.
+        const lines = result.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, any>);
+        const address = setting === 'api.address' ? first.grpcAddress : first.httpAddress;
+        const mentions = lines.filter((l) => JSON.stringify(l).includes(address) && l.msg !== 'starting');
+        assert.equal(mentions.length, 1, `${setting}: the address is named once: ${result.stdout}`);
+        assert.equal(mentions[0]!.msg, 'start failed');
+        assert.equal(mentions[0]!.level, 'error');
+        const reason = `${setting} ${address}: the address is in use (another wsd or another program listens there); pick another port or stop that program`;
+        assert.equal(mentions[0]!.error.message, reason);
+        assert.equal(result.stderr, `${reason}\n`);
+      }
+    } finally {
+      assert.equal(await first.stop(), 0);
+    }
+  });
 });

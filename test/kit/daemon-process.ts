@@ -83,6 +83,31 @@ export async function runWsd(args: string[], options: { cwd?: string; env?: Node
 }
 
 /**
+ * Runs a wsd CLI command on a pseudo-terminal (util-linux `script`), typing `input`: for what wsd does only when a
+ * person is at a terminal (prompts, a progress line rewritten in place). stdout and stderr arrive merged, as a
+ * terminal shows them. Fails with a clear message when `script` is missing.
+ */
+export async function runWsdInTerminal(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; output: string }> {
+  const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
+  const command = [process.execPath, wsdBin(), ...args].map(quote).join(' ');
+  const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], {
+    env: { ...process.env, ...options.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let output = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdin.end(options.input ?? '');
+  const [code, error] = await Promise.race([
+    once(child, 'exit') as Promise<[number | null]>,
+    once(child, 'error').then(([e]) => [null, e as Error] as const),
+  ]);
+  if (error) throw new Error(`cannot run util-linux \`script\` for a pseudo-terminal (apt-get install bsdutils): ${error.message}`);
+  return { code: code ?? -1, output: output + stderr };
+}
+
+/**
  * The initializers of a test daemon: all built-ins, with git and prebuild allowed to reach the test repositories
  * (file:// under the OS temp folder, plain http on 127.0.0.1), which the secure defaults refuse. Downloads keep
  * their defaults (loopback denied): tests that download allow 127.0.0.1 themselves.
