@@ -36,7 +36,7 @@ export const azureConfigSchema = z
       .string()
       .regex(accountNamePattern, 'must be an Azure storage account name: 3-24 lower-case letters and digits')
       .optional()
-      .describe('Storage account. Required unless a connection string names it.'),
+      .describe('Storage account. Required with an account key; with a SAS token, accountName or endpoint; a connection string names it itself.'),
     endpoint: z
       .url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. https://myaccount.blob.core.windows.net' })
       .optional()
@@ -46,13 +46,16 @@ export const azureConfigSchema = z
     container: z
       .string()
       .regex(containerNamePattern, 'must be an Azure container name: 3-63 lower-case letters, digits and single hyphens, starting and ending with a letter or digit')
-      .describe('Container that holds the objects.'),
+      .optional()
+      .describe('Container that holds the objects. Required when storage.plugin is azure (optional here so that an unused section validates).'),
     prefix: z
       .string()
+      .max(512)
       .default('')
-      .refine((p) => !/^\/|\/\/|(^|\/)\.\.?(\/|$)/.test(p.replace(/\/$/, '')), 'must be a relative path without empty, "." or ".." segments')
-      .transform((p) => p.replace(/\/+$/, ''))
-      .describe('Blob name prefix ("folder") in front of every key: "wsd/prod" stores key k as wsd/prod/k. Empty: keys are blob names.'),
+      .refine((p) => p === '' || (!p.startsWith('/') && !p.includes('//')), 'must not start with "/" or contain "//"')
+      // eslint-disable-next-line no-control-regex
+      .refine((p) => !/[\u0000-\u001f\u007f]/.test(p), 'must not contain control characters')
+      .describe('Prepended to every key to make the blob name, e.g. "wsd/" (include the trailing "/" if you want a folder).'),
     credentials: credentialsSchema,
     caFile: z
       .string()
@@ -81,10 +84,11 @@ export const azureConfigSchema = z
       .boolean()
       .default(false)
       .describe('Create the container at start when it is missing; otherwise a missing container fails the start.'),
-  })
-  .refine((c) => c.accountName !== undefined || c.credentials.connectionStringFile !== undefined || c.endpoint !== undefined, {
-    message: 'set accountName (or endpoint, or credentials.connectionStringFile)',
-    path: ['accountName'],
+    abortUploadsOlderThan: durationSchema
+      .prefault('24h')
+      .describe(
+        'At start, in the background, remove the staged blocks of puts of new keys under `prefix` that were never committed and began longer ago than this (left by a crash or an outage); 0 disables. Azure drops them itself after 7 days.',
+      ),
   });
 
 export type AzureStorageConfig = z.output<typeof azureConfigSchema>;

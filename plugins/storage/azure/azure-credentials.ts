@@ -143,6 +143,11 @@ export async function connectAzure(
     return { service, endpoint: withoutQuery(service.url), credentials: `connection string from ${source.from}` };
   }
 
+  if (!config.endpoint && !config.accountName) {
+    throw new WsdError('INVALID_ARGUMENT', `${at('accountName')}: set accountName (or endpoint) for ${source.kind === 'accountKey' ? 'an account key' : 'a SAS token'} from ${source.from}`, {
+      field: at('accountName'),
+    });
+  }
   const endpoint = (config.endpoint ?? `https://${config.accountName}.blob.core.windows.net`).replace(/\/+$/, '');
   if (new URL(endpoint).search) {
     throw new WsdError('INVALID_ARGUMENT', `${at('endpoint')}: must not carry a query; put a SAS token in credentials.sasTokenFile`, { field: at('endpoint') });

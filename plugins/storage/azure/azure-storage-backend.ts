@@ -71,8 +71,14 @@ export class AzureStorageBackend implements StorageBackend {
   readonly #retryDelayMs: number;
   #connection: (AzureConnection & { container: ContainerClient }) | undefined;
 
+  readonly container: string;
+
   constructor(config: AzureStorageConfig, options: AzureStorageBackendOptions = {}) {
+    if (!config.container) {
+      throw new WsdError('INVALID_ARGUMENT', 'storage.azure.container: required when storage.plugin is azure', { field: 'storage.azure.container' });
+    }
     this.config = config;
+    this.container = config.container;
     this.#resolvePath = options.resolvePath ?? ((p) => path.resolve(p));
     this.#env = options.env ?? process.env;
     this.#log = options.log;
@@ -88,32 +94,100 @@ export class AzureStorageBackend implements StorageBackend {
   async start(): Promise<void> {
     const source = await readAzureCredentials(this.config, { resolvePath: this.#resolvePath, env: this.#env });
     const connection = await connectAzure(this.config, source, { resolvePath: this.#resolvePath });
-    const container = connection.service.getContainerClient(this.config.container);
+    const container = connection.service.getContainerClient(this.container);
     this.#connection = { ...connection, container };
-    const where = `container "${this.config.container}" at ${connection.endpoint} (${connection.credentials})`;
+    try {
+      await this.#checkContainer(container);
+    } catch (error) {
+      this.#connection = undefined;
+      const where = `container "${this.container}" at ${connection.endpoint} (${connection.credentials})`;
+      const reason = (error as Error).message.replace(/^storage\/azure [^:]*: /, '');
+      if (isWsdError(error, 'FAILED_PRECONDITION')) {
+        throw new WsdError('FAILED_PRECONDITION', `storage/azure: ${where} does not exist; create it, or set createBucket: true (${reason})`);
+      }
+      throw new WsdError(isWsdError(error) ? error.code : 'INTERNAL', `storage/azure: cannot use ${where}: ${reason}`);
+    }
+    if (this.config.abortUploadsOlderThan > 0) {
+      const cutoff = new Date(Date.now() - this.config.abortUploadsOlderThan);
+      this.#abandonedUploads = this.discardAbandonedUploads(cutoff, this.#stopping.signal).catch((error: unknown) => {
+        this.#log?.warn('could not look for abandoned uploads', { reason: (error as Error).message });
+        return 0;
+      });
+    }
+  }
+
+  /** One listing request of one name: needs only the list permission the backend needs anyway. */
+  async #checkContainer(container: ContainerClient): Promise<void> {
     try {
       await this.#withRetries('start', undefined, () =>
-        this.#once('start', undefined, (abortSignal) => container.listBlobsFlat({ prefix: this.#blobName('', { forListing: true }), abortSignal }).byPage({ maxPageSize: 1 }).next()),
+        this.#once('start', undefined, (abortSignal) => container.listBlobsFlat({ prefix: this.config.prefix, abortSignal }).byPage({ maxPageSize: 1 }).next()),
       );
     } catch (error) {
-      if (isWsdError(error, 'FAILED_PRECONDITION') && this.config.createBucket) {
-        await this.#withRetries('create container', undefined, () =>
-          this.#once('create container', undefined, (abortSignal) => container.createIfNotExists({ abortSignal })),
-        );
-        this.#log?.info('storage container created', { container: this.config.container, endpoint: connection.endpoint });
-        return;
-      }
-      this.#connection = undefined;
-      if (isWsdError(error, 'FAILED_PRECONDITION')) {
-        throw new WsdError('FAILED_PRECONDITION', `storage/azure: ${where} does not exist; create it, or set createBucket: true (${error.message})`);
-      }
-      if (isWsdError(error)) throw new WsdError(error.code, `storage/azure: cannot use ${where}: ${error.message}`);
-      throw error;
+      if (!isWsdError(error, 'FAILED_PRECONDITION') || !this.config.createBucket) throw error;
+      await this.#withRetries('create container', undefined, () =>
+        this.#once('create container', undefined, (abortSignal) => container.createIfNotExists({ abortSignal })),
+      );
+      this.#log?.info('storage container created', { container: this.container, endpoint: this.#connection?.endpoint });
     }
   }
 
   async stop(): Promise<void> {
+    this.#stopping.abort();
+    await this.#abandonedUploads;
     this.#connection = undefined;
+  }
+
+  readonly #stopping = new AbortController();
+  #abandonedUploads: Promise<number> = Promise.resolve(0);
+
+  /** Resolves once the start-up removal of abandoned uploads is over, with how many it removed (tests). */
+  get abandonedUploadsDiscarded(): Promise<number> {
+    return this.#abandonedUploads;
+  }
+
+  /**
+   * Removes blobs under the prefix that hold staged blocks but were never committed and were last touched before
+   * `olderThan`: what puts of new keys leave when the daemon or the service dies midway. Such a blob is listed only
+   * with `include=uncommittedblobs`, as 0 bytes, and a HEAD does not find it; each candidate is checked that way and
+   * deleted with `If-Unmodified-Since: 1970`, which a committed blob always fails, so no object can be lost to a
+   * race with a writer. Blocks staged onto a blob that exists cannot be found by listing; Azure drops them with the
+   * key's next commit or after 7 days. Returns how many blobs were removed.
+   */
+  async discardAbandonedUploads(olderThan: Date, signal?: AbortSignal): Promise<number> {
+    const container = this.#container();
+    const what = 'look for abandoned uploads';
+    const candidates: string[] = [];
+    let marker: string | undefined;
+    do {
+      const page = await this.#withRetries(what, signal, () =>
+        this.#once(what, signal, (abortSignal) =>
+          container.listBlobsFlat({ prefix: this.config.prefix, includeUncommitedBlobs: true, abortSignal }).byPage({ continuationToken: marker, maxPageSize: pageSize }).next(),
+        ),
+      );
+      if (page.done) break;
+      for (const item of page.value.segment.blobItems) {
+        if (item.properties.contentLength === 0 && item.properties.lastModified < olderThan) candidates.push(item.name);
+      }
+      marker = page.value.continuationToken || undefined;
+    } while (marker);
+    let removed = 0;
+    for (const name of candidates) {
+      const blob = container.getBlockBlobClient(name);
+      const committed = await this.#once(what, signal, (abortSignal) => blob.getProperties({ abortSignal })).then(
+        () => true,
+        (error: unknown) => !isWsdError(error, 'NOT_FOUND'),
+      );
+      if (committed) continue;
+      const deleted = await this.#once(what, signal, (abortSignal) => blob.delete({ abortSignal, conditions: { ifUnmodifiedSince: new Date(0) } })).then(
+        () => true,
+        () => false,
+      );
+      if (deleted) {
+        removed++;
+        this.#log?.info('abandoned upload removed', { blob: name });
+      }
+    }
+    return removed;
   }
 
   async put({ key, body, ifNoneMatch, ifMatch, sizeHint, contentType, signal }: PutOptions): Promise<PutResult> {
@@ -363,7 +437,7 @@ export class AzureStorageBackend implements StorageBackend {
 
   async *#listPages(container: ContainerClient, prefix: string, signal: AbortSignal | undefined): AsyncGenerator<ObjectInfo> {
     const what = `list ${JSON.stringify(prefix)}`;
-    const strip = this.config.prefix ? this.config.prefix.length + 1 : 0;
+    const strip = this.config.prefix.length;
     let marker: string | undefined;
     do {
       const page = await this.#cancellable(what, signal, () =>
@@ -390,10 +464,10 @@ export class AzureStorageBackend implements StorageBackend {
     );
   }
 
-  /** The blob name of `key`: the configured prefix, a `/`, the key. */
+  /** The blob name of `key`: the configured prefix, then the key. */
   #blobName(key: string, options: { forListing?: boolean } = {}): string {
     if (!options.forListing) assertValidKey(key);
-    const name = this.config.prefix ? `${this.config.prefix}/${key}` : key;
+    const name = this.config.prefix + key;
     if (name.length > maxNameLength) {
       throw new WsdError('INVALID_ARGUMENT', `key ${JSON.stringify(key.slice(0, 40))}…: with the prefix it is longer than Azure's ${maxNameLength} characters`, {
         field: 'key',
@@ -408,7 +482,7 @@ export class AzureStorageBackend implements StorageBackend {
   }
 
   #mapped(what: string, error: unknown) {
-    const mapped = mapAzureError(error, { what, container: this.config.container, endpoint: this.#connection?.endpoint ?? '(not connected)' });
+    const mapped = mapAzureError(error, { what, container: this.container, endpoint: this.#connection?.endpoint ?? '(not connected)' });
     if (mapped.retryable) retryable.add(mapped.error);
     if (mapped.azureCode) azureCodes.set(mapped.error, mapped.azureCode);
     return mapped;
