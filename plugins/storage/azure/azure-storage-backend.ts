@@ -6,6 +6,7 @@ import {
   WsdError,
   assertValidKey,
   assertValidPutOptions,
+  isAbortError,
   isWsdError,
   retry,
   type GetOptions,
@@ -402,7 +403,9 @@ export class AzureStorageBackend implements StorageBackend {
         stallMs: this.config.requestTimeout,
         maxResumes: this.config.retries,
         signal,
-        map: (error) => this.#mapped(what, error),
+        map: (error) =>
+          // The SDK turns a connection that broke mid-body into an AbortError; only the caller's signal means cancel.
+          isAbortError(error) && !signal?.aborted ? this.#transient(`${what}: the connection broke while reading`) : this.#mapped(what, error),
         reopen: async (position, remaining) => {
           const rest = await this.#withRetries(what, signal, () =>
             this.#once(what, signal, (abortSignal) => blob.download(position, remaining, { abortSignal, maxRetryRequests: 0, conditions: { ifMatch: etag } })),
@@ -488,6 +491,12 @@ export class AzureStorageBackend implements StorageBackend {
     return mapped;
   }
 
+  #transient(message: string): { error: WsdError; retryable: boolean } {
+    const error = new WsdError('UNAVAILABLE', `storage/azure ${message}`);
+    retryable.add(error);
+    return { error, retryable: true };
+  }
+
   /**
    * One request: `fn` gets a signal that aborts when the caller cancels or `requestTimeout` passes before the answer
    * starts (a download's body may take longer). Failures come out as WsdErrors; retryable ones are marked.
@@ -514,6 +523,17 @@ export class AzureStorageBackend implements StorageBackend {
 
   /** Runs `fn` again after failures marked retryable, up to `retries` times, with jittered exponential backoff. */
   async #withRetries<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    // core's retry waits on an unref'd timer; an operation in progress must keep a short-lived process (a CLI, a
+    // test) alive through its backoff rather than let it exit with the put half done. Cancel with `signal`.
+    const keepAlive = setInterval(() => {}, 60_000);
+    try {
+      return await this.#retry(what, signal, fn);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  async #retry<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
     return await retry(fn, {
       attempts: this.config.retries + 1,
       initialDelayMs: this.#retryDelayMs,

@@ -14,12 +14,17 @@ export interface ProxiedRequest {
  * - `undefined`: forward it and pass the answer back;
  * - `{ answer }`: answer with this status (and an Azure/S3-style error body) without forwarding;
  * - `{ forwardThen }`: forward it, let the server finish it, run `before` (e.g. another writer's change), then
- *   instead of the server's answer send `forwardThen` (a status) or cut the connection (`'drop'`): a lost answer.
+ *   instead of the server's answer send `forwardThen` (a status) or cut the connection (`'drop'`): a lost answer;
+ * - `{ cutAfter }`: forward it, pass the answer's head and its first `cutAfter` body bytes, then cut the connection
+ *   (`before` runs just before the cut);
+ * - `{ stall: true }`: read the request and never answer.
  */
 export type FaultDecision =
   | undefined
   | { answer: number; code?: string }
-  | { forwardThen: number | 'drop'; before?: () => Promise<void> };
+  | { forwardThen: number | 'drop'; before?: () => Promise<void> }
+  | { cutAfter: number; before?: () => Promise<void> }
+  | { stall: true };
 
 export interface HttpFaultProxy {
   /** `http://127.0.0.1:<port>` */
@@ -41,8 +46,12 @@ export async function startHttpFaultProxy(target: string, decide: (request: Prox
   const server = http.createServer((request, response) => {
     const seen: ProxiedRequest = { index: requests.length, method: request.method ?? 'GET', url: request.url ?? '/', headers: request.headers };
     const decision = decide(seen);
-    const record = { ...seen, fault: decision === undefined ? 'forwarded' : 'answer' in decision ? `answered ${decision.answer}` : `forwarded, then ${decision.forwardThen}` };
+    const record = { ...seen, fault: describe(decision) };
     requests.push(record);
+    if (decision && 'stall' in decision) {
+      request.resume();
+      return;
+    }
     if (decision && 'answer' in decision) {
       request.resume();
       request.once('end', () => {
@@ -61,6 +70,30 @@ export async function startHttpFaultProxy(target: string, decide: (request: Prox
           answer.pipe(response);
           return;
         }
+        if ('cutAfter' in decision) {
+          response.writeHead(answer.statusCode ?? 502, answer.headers);
+          let passed = 0;
+          let cut = false;
+          answer.on('data', (chunk: Buffer) => {
+            if (cut) return;
+            const room = decision.cutAfter - passed;
+            if (chunk.length < room) {
+              passed += chunk.length;
+              response.write(chunk);
+              return;
+            }
+            cut = true;
+            answer.pause();
+            response.write(chunk.subarray(0, room), () => {
+              void (decision.before ?? (async () => {}))().then(() => {
+                request.socket.destroy();
+                answer.destroy();
+              });
+            });
+          });
+          return;
+        }
+        if (!('forwardThen' in decision)) return;
         answer.resume();
         answer.once('end', async () => {
           await decision.before?.();
@@ -88,4 +121,12 @@ export async function startHttpFaultProxy(target: string, decide: (request: Prox
       agent.destroy();
     },
   };
+}
+
+function describe(decision: FaultDecision): string {
+  if (decision === undefined) return 'forwarded';
+  if ('answer' in decision) return `answered ${decision.answer}`;
+  if ('stall' in decision) return 'stalled';
+  if ('cutAfter' in decision) return `cut after ${decision.cutAfter} bytes`;
+  return `forwarded, then ${decision.forwardThen}`;
 }
