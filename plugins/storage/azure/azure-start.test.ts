@@ -1,8 +1,18 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { AccountSASPermissions, AccountSASResourceTypes, AccountSASServices, StorageSharedKeyCredential, generateAccountSASQueryParameters } from '@azure/storage-blob';
+import {
+  AccountSASPermissions,
+  AccountSASResourceTypes,
+  AccountSASServices,
+  ContainerSASPermissions,
+  StorageSharedKeyCredential,
+  generateAccountSASQueryParameters,
+  generateBlobSASQueryParameters,
+} from '@azure/storage-blob';
+import { patternStream } from '../../../test/kit/streams.js';
 import { ConfigError } from '../../../core/config/config-error.js';
 import { validateConfig } from '../../../core/config/load-config.js';
 import { coreTokens } from '../../../core/kernel/core-tokens.js';
@@ -27,6 +37,12 @@ async function rejection(promise: Promise<unknown>): Promise<WsdError> {
     return error;
   }
   assert.fail('expected a rejection');
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
 }
 
 function secretFile(content: string): string {
@@ -102,9 +118,7 @@ describe('storage/azure start against Azurite', () => {
     const backend = backendFor({ ...azurite.storageConfig, container: 'no-such-container' });
     const error = await rejection(backend.start());
     assert.equal(error.code, 'FAILED_PRECONDITION');
-    assert.match(error.message, /^storage\/azure: container "no-such-container" at http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1 .* does not exist/);
-    assert.match(error.message, /createBucket: true/);
-    assert.match(error.message, /ContainerNotFound/);
+    assert.match(error.message, /^storage\/azure: container "no-such-container" does not exist at http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1 \(404 ContainerNotFound; account key from .*\); create it, or set createBucket: true$/);
     assert.equal(await azurite.service.getContainerClient('no-such-container').exists(), false, 'nothing was created');
   });
 
@@ -146,6 +160,30 @@ describe('storage/azure start against Azurite', () => {
     assert.ok(!missing.message.includes(signature) && !missing.message.includes('sig='), missing.message);
     await backend.delete({ key: 'sas/one' });
     await backend.stop();
+  });
+
+  it('needs no more than a container SAS with read, write, delete and list (the README says so)', async () => {
+    const containerSas = (permissions: string) =>
+      generateBlobSASQueryParameters(
+        { containerName: azurite.storageConfig.container, permissions: ContainerSASPermissions.parse(permissions), expiresOn: new Date(Date.now() + 3600_000) },
+        new StorageSharedKeyCredential(azuriteAccount.name, azuriteAccount.key),
+      ).toString();
+    const config = { endpoint: azurite.storageConfig.endpoint, container: azurite.storageConfig.container, abortUploadsOlderThan: 0 };
+    const backend = backendFor({ ...config, blockSize: '256KiB', credentials: { sasTokenFile: secretFile(containerSas('rwdl')) } });
+    await backend.start();
+    const created = await backend.put({ key: 'rwdl/big', body: patternStream(700 * 1024, 1), ifNoneMatch: true });
+    await backend.put({ key: 'rwdl/big', body: Buffer.from('small'), ifMatch: created.etag });
+    assert.deepEqual((await collect(backend.list({ prefix: 'rwdl/' }))).map((o) => o.key), ['rwdl/big']);
+    const failing = (async function* () {
+      yield Buffer.alloc(600 * 1024, 1);
+      throw new Error('broken source');
+    })();
+    await rejection(backend.put({ key: 'rwdl/broken', body: Readable.from(failing) }));
+    assert.equal(await backend.discardAbandonedUploads(new Date(Date.now() + 60_000)), 0, 'the failed put removed its own blocks');
+    await backend.delete({ key: 'rwdl/big' });
+
+    const noList = await rejection(backendFor({ ...config, credentials: { sasTokenFile: secretFile(containerSas('rwd')) } }).start());
+    assert.equal(noList.code, 'PERMISSION_DENIED');
   });
 
   it('works with a connection string from a file or the environment, and with AZURE_STORAGE_KEY', async () => {

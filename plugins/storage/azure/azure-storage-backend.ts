@@ -104,7 +104,11 @@ export class AzureStorageBackend implements StorageBackend {
       const where = `container "${this.container}" at ${connection.endpoint} (${connection.credentials})`;
       const reason = (error as Error).message.replace(/^storage\/azure [^:]*: /, '');
       if (isWsdError(error, 'FAILED_PRECONDITION')) {
-        throw new WsdError('FAILED_PRECONDITION', `storage/azure: ${where} does not exist; create it, or set createBucket: true (${reason})`);
+        const tag = /\((\d{3} \w+)\)$/.exec(reason)?.[1] ?? 'missing';
+        throw new WsdError(
+          'FAILED_PRECONDITION',
+          `storage/azure: container "${this.container}" does not exist at ${connection.endpoint} (${tag}; ${connection.credentials}); create it, or set createBucket: true`,
+        );
       }
       throw new WsdError(isWsdError(error) ? error.code : 'INTERNAL', `storage/azure: cannot use ${where}: ${reason}`);
     }
