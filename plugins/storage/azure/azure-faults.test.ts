@@ -115,8 +115,8 @@ describe('storage/azure when Azurite is killed in the middle of a large put', ()
     await assert.rejects(blocks.getBlockBlobClient(fresh).getBlockList('all'), (error: { statusCode?: number }) => error.statusCode === 404);
     assert.equal((await backend.head({ key })).etag, previous.etag, 'the sweep never touches a committed blob');
     const leftOnExisting = await staged(key);
-    // A staged put commits a block list, which drops every uncommitted block not in it (Azure's Put Blob does too;
-    // Azurite's does not, so a staged one is used here).
+    // A staged put commits a block list, which drops every uncommitted block not in it (Azurite's single Put Blob
+    // keeps them, so a staged one is used here).
     const next = await backend.put({ key, body: patternStream(2 * mib + 1, 5) });
     assert.equal(await staged(key), 0, `the next commit discarded the ${leftOnExisting} blocks left on the existing blob`);
     assert.equal((await backend.head({ key })).etag, next.etag);
