@@ -264,8 +264,10 @@ export class AzureStorageBackend implements StorageBackend {
             if (staged.length >= maxBlocks) {
               throw new WsdError('RESOURCE_EXHAUSTED', `storage/azure ${what}: the body is longer than ${maxBlocks} blocks (pass sizeHint or raise blockSize)`);
             }
-            stage(next);
+            // A block is read ahead while the slots are full, so a slot that frees is refilled at once.
             while (inFlight.size >= this.config.concurrency) await Promise.race(inFlight);
+            if (failure !== undefined) break;
+            stage(next);
           }
         } catch (error) {
           failure ??= error;

@@ -67,28 +67,28 @@ export function resumableDownload(options: ResumableDownloadOptions): Readable {
   return body;
 }
 
-/** Iterates `stream`, destroying it with a timeout error when no chunk arrives for `ms`. */
+/**
+ * Iterates `stream`, destroying it with a timeout error when it yields nothing for `ms` while a chunk is awaited (a
+ * consumer slow to take chunks is not a stalled server). One coarse interval per stream, not a timer per chunk.
+ */
 async function* withStallLimit(stream: NodeJS.ReadableStream, ms: number): AsyncGenerator<Buffer | string> {
-  const iterator = (stream as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
-  for (;;) {
-    let timer: NodeJS.Timeout | undefined;
-    const stalled = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = Object.assign(new Error(`no data for ${ms} ms`), { code: 'ETIMEDOUT' });
-        (stream as { destroy?: (e: Error) => void }).destroy?.(error);
-        reject(error);
-      }, ms);
-      timer.unref();
-    });
-    stalled.catch(() => {});
-    let next: IteratorResult<Buffer | string>;
-    try {
-      next = await Promise.race([iterator.next(), stalled]);
-    } finally {
-      // Before the yield: a consumer that is slow to take the chunk is not a stalled server.
-      clearTimeout(timer);
+  let waitingSince: number | undefined;
+  const watch = setInterval(() => {
+    if (waitingSince !== undefined && Date.now() - waitingSince >= ms) {
+      (stream as { destroy?: (e: Error) => void }).destroy?.(Object.assign(new Error(`no data for ${ms} ms`), { code: 'ETIMEDOUT' }));
     }
-    if (next.done) return;
-    yield next.value;
+  }, Math.max(50, Math.floor(ms / 4)));
+  watch.unref();
+  try {
+    const iterator = (stream as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+    for (;;) {
+      waitingSince = Date.now();
+      const next = await iterator.next();
+      waitingSince = undefined;
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    clearInterval(watch);
   }
 }
