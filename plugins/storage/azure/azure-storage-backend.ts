@@ -55,7 +55,7 @@ const pageSize = 1000;
  *   unique to this put) and committed with Put Block List. Conditions go on that single committing request
  *   (`If-None-Match: *` / `If-Match: <etag>`), so the check and the write are one atomic step on the service and a
  *   refused or failed put never shows a partial blob. Staged blocks of a put that failed are removed when the key has
- *   no committed blob (see {@link AzureStorageBackend.discardStaged}).
+ *   no committed blob (see `#discardStaged`).
  * - get: ranged download pinned to the first response's etag; a transfer broken midway resumes with If-Match.
  * - list: pages of 1000 by prefix, re-ordered from Azure's UTF-16 order to UTF-8 order ({@link inUtf8Order}).
  * - retries: the SDK's own retry policy is off; every request gets `requestTimeout` and up to `retries` retries with
@@ -281,7 +281,7 @@ export class AzureStorageBackend implements StorageBackend {
         return { size, etag: result.etag };
       } catch (error) {
         await blocks.return?.(undefined).catch(() => {});
-        if (staged.length > 0) await this.discardStaged(blob, putId);
+        if (staged.length > 0) await this.#discardStaged(blob, putId);
         throw error;
       } finally {
         signal?.removeEventListener('abort', onAbort);
@@ -324,9 +324,10 @@ export class AzureStorageBackend implements StorageBackend {
             this.#log?.info('storage put succeeded although its answer was lost', { what });
             return { etag: quotedEtag(current.etag) };
           }
+          const now = current ? "another writer's version is there now" : 'the object could not be read to check';
           throw new WsdError(
             'UNAVAILABLE',
-            `storage/azure ${what}: an attempt failed after it may have reached the service (${uncertain.message}) and the retry was refused; another writer's version is there now, so whether this put happened before it is unknown: read the object again`,
+            `storage/azure ${what}: an attempt failed after it may have reached the service (${uncertain.message}) and the retry was refused; ${now}, so whether this put happened before it is unknown: read the object again`,
           );
         }
         throw condition === 'ifNoneMatch'
@@ -343,7 +344,7 @@ export class AzureStorageBackend implements StorageBackend {
    * exists, its uncommitted blocks cannot be dropped without committing a new version; Azure discards them with the
    * next commit of the key, or after 7 days.
    */
-  async discardStaged(blob: BlockBlobClient, putId: string): Promise<'removed' | 'kept' | 'none'> {
+  async #discardStaged(blob: BlockBlobClient, putId: string): Promise<'removed' | 'kept' | 'none'> {
     const what = `discard staged blocks of ${JSON.stringify(blob.name)}`;
     try {
       const list = await this.#once(what, undefined, (abortSignal) => blob.getBlockList('uncommitted', { abortSignal }));
@@ -375,7 +376,7 @@ export class AzureStorageBackend implements StorageBackend {
       const empty = async (): Promise<GetResult> => {
         const info = await this.head({ key, signal });
         if (offset > 0 && offset >= info.size) {
-          throw new WsdError('INVALID_ARGUMENT', `range offset ${offset} is outside object ${key} of ${info.size} bytes`, { field: 'range.offset' });
+          throw new WsdError('INVALID_ARGUMENT', `storage/azure ${what}: range offset ${offset} is at or past the end of the object (${info.size} bytes)`, { field: 'range.offset' });
         }
         return { body: Readable.from([]), size: info.size, contentLength: 0, etag: info.etag };
       };
