@@ -45,7 +45,7 @@ describe('config', () => {
 
   it('checks sections of plugins that are not chosen, and names unknown plugin sections', async () => {
     const issues = await issuesOf({ storage: { plugin: 'local', s4: { bucket: 'x' } }, health: { 'working-area': { critcal: true } } });
-    assert.deepEqual(issues, ['storage.s4: unknown storage plugin "s4" (known: local)', 'health.working-area.critcal: unknown key']);
+    assert.deepEqual(issues, ['storage.s4: unknown storage plugin "s4" (known: local, azure)', 'health.working-area.critcal: unknown key']);
   });
 
   it('validates addresses', async () => {
