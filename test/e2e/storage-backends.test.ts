@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { WsdClient } from '../../core/api/client.js';
+import { startAzurite } from '../kit/servers/azurite.js';
 import { startDaemonProcess, testDaemonConfig, type DaemonProcess } from '../kit/daemon-process.js';
 import { tempDir } from '../kit/temp-dir.js';
 import { firstDifference, treeManifest } from '../kit/tree-hash.js';
@@ -27,6 +28,13 @@ const backends: Backend[] = [
       // Two daemons share a folder, as two nodes would share a network file system.
       const root = tempDir('wsd-shared-storage-');
       return { storage: { plugin: 'local', local: { root } }, stop: async () => {} };
+    },
+  },
+  {
+    name: 'azure',
+    async start() {
+      const azurite = await startAzurite();
+      return { storage: { plugin: 'azure', azure: azurite.storageConfig }, stop: () => azurite.server.stop() };
     },
   },
 ];
