@@ -20,8 +20,9 @@ export function guardLoopback(): LoopbackGuard {
     // http's agent passes Node's normalized [options, callback]; other callers options, or port and host.
     const first = args[0];
     const options = (Array.isArray(first) ? first[0] : typeof first === 'object' && first !== null ? first : { port: first, host: args[1] }) as { host?: unknown; port?: unknown; path?: unknown };
-    const host = typeof options.host === 'string' ? options.host : 'localhost';
-    if (options.path === undefined && !loopbackHosts.has(host)) {
+    // A host means TCP (http's agents also pass the request's URL path as `path`); no host and a path is a Unix socket.
+    const host = typeof options.host === 'string' ? options.host : options.path === undefined ? 'localhost' : undefined;
+    if (host !== undefined && !loopbackHosts.has(host)) {
       violations.push(`${host}:${String(options.port)}`);
       process.nextTick(() => this.destroy(Object.assign(new Error(`connection to ${host} refused by the test's loopback guard`), { code: 'ECONNREFUSED' })));
       return this;

@@ -64,7 +64,7 @@ export function toWsdError(error: unknown, what: string): WsdError {
   if (code !== undefined && transientNetworkCodes.has(code)) {
     return new WsdError('UNAVAILABLE', `${what}: the service is unreachable (${code}: ${message})`, { cause: error });
   }
-  if (code !== undefined && /CERT|SSL|TLS|SELF_SIGNED/.test(code)) {
+  if (code !== undefined && /CERT|SSL|TLS|SELF_SIGNED|VERIFY|ISSUER/.test(code)) {
     return new WsdError('UNAVAILABLE', `${what}: TLS failed (${code}: ${message}); a private endpoint may need caFile`, { cause: error });
   }
   return new WsdError('INTERNAL', `${what}: ${message}`, { cause: error });
