@@ -22,6 +22,12 @@ export interface RetryOptions {
   onRetry?: (error: unknown, info: { attempt: number; delayMs: number }) => void | Promise<void>;
   /** Ends the retries: checked before every try, and a wait between tries ends at once (rejecting with its reason). */
   signal?: AbortSignal;
+  /**
+   * Whether a wait between tries keeps the process alive (default false: it never does on its own). True for an
+   * operation someone awaits, such as a storage request: with nothing else pending, the process would otherwise end
+   * in the middle of it.
+   */
+  keepAlive?: boolean;
 }
 
 /**
@@ -42,13 +48,13 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, options: Ret
       const delay = Math.round(capped * (1 - (options.jitter ?? 0) * Math.random()));
       if (!retryable(error) || outOfTries || Date.now() + delay > deadline) throw error;
       await options.onRetry?.(error, { attempt, delayMs: delay });
-      await wait(delay, options.signal);
+      await wait(delay, options.signal, options.keepAlive ?? false);
     }
   }
 }
 
-/** A wait between tries: never keeps a stopping process alive on its own, and ends when `signal` aborts. */
-function wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
+/** A wait between tries, which ends when `signal` aborts. */
+function wait(ms: number, signal: AbortSignal | undefined, keepAlive: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const onAbort = () => {
@@ -58,7 +64,8 @@ function wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, ms).unref();
+    }, ms);
+    if (!keepAlive) timer.unref();
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -560,6 +560,7 @@ export class GcsStorageBackend implements StorageBackend {
       jitter: 0.5,
       retryable: (error) => isRetryable(error) || (alsoRetry?.(error) ?? false),
       signal,
+      keepAlive: true,
     });
   }
 
