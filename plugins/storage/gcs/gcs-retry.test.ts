@@ -185,6 +185,17 @@ describe('storage/gcs retries and faults (fault proxy in front of fake-gcs-serve
     assert.deepEqual(await sha256Of(got.body), await sha256Of(patternStream(size, 7)));
   });
 
+  it('removes what fake-gcs-server assembles from a re-sent chunk whose first answer was lost, and fails the put', async () => {
+    // Real GCS keeps the bytes it has when a chunk comes again; fake-gcs-server appends them a second time. The
+    // stored size and MD5 then differ from the body's: the object is deleted at once and the put fails.
+    const key = 'emulator-duplicate/a';
+    let chunks = 0;
+    proxy.setRule((request) => (kind(request) === 'chunk' && ++chunks === 2 ? 'drop-answer' : 'forward'));
+    const error = await expectCode(backend.put({ key, body: patternStream(3 * chunk + 1, 3) }), 'INTERNAL');
+    assert.match(error.message, /the service stored \d+ bytes .* for 786433 bytes sent .*; the object was removed/);
+    await expectCode(direct.head({ key }), 'NOT_FOUND');
+  });
+
   it('continues a read that breaks midway with a range request for the rest of the same generation', async () => {
     const key = 'broken-read/a';
     const size = 5 * chunk + 3;
