@@ -128,6 +128,8 @@ export class GcsStorageBackend implements StorageBackend {
       const first = await nextChunk(chunks, put);
       return first.last ? await this.#putInOneRequest(put, first.data) : await this.#putResumable(put, first, chunks);
     } catch (error) {
+      // A chunk read ahead may be waiting on the body: end the body so that the failure is reported now.
+      if (body instanceof Readable) body.destroy();
       throw this.#failure(error, what, signal);
     } finally {
       await chunks.return(undefined).catch(() => {});
@@ -351,6 +353,10 @@ export class GcsStorageBackend implements StorageBackend {
         }
         const error = await httpError(response);
         if (chunk.last && isRetryable(error)) progress.finalMayHaveLanded = true;
+        if (response.status === 404 || response.status === 410) {
+          // The service forgot the session (expired, or an emulator restarted): nothing of it became an object.
+          throw new WsdError('UNAVAILABLE', `${put.what}: the upload session was lost after ${offset} bytes (HTTP ${error.status}); the put did not happen`, { cause: error });
+        }
         throw error;
       },
       put.signal,
@@ -446,6 +452,7 @@ export class GcsStorageBackend implements StorageBackend {
     let position = read.from;
     let response = first;
     let failures = 0;
+    let failedAt = -1;
     try {
       for (;;) {
         try {
@@ -458,6 +465,9 @@ export class GcsStorageBackend implements StorageBackend {
           throw Object.assign(new Error(`the answer ended after ${position - read.from} of ${read.end - read.from} bytes`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
         } catch (error) {
           response.body.destroy();
+          // The retry budget is per stall: a long read that moves on between failures starts afresh.
+          if (position > failedAt) failures = 0;
+          failedAt = position;
           if (signal?.aborted || !isRetryable(error) || ++failures > this.#retries) throw error;
           // The same backoff as the request retries.
           await sleep(Math.round(Math.min(30_000, this.#retryDelayMs * 2 ** (failures - 1)) * (1 - 0.5 * Math.random())), undefined, { signal });
