@@ -21,6 +21,9 @@ const transientNetworkCodes = new Set([
 /** Failures that happen before a request leaves this host: the service cannot have acted on it. */
 const unsentCodes = new Set(['ECONNREFUSED', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EADDRNOTAVAIL']);
 
+/** Statuses worth another try (Google's own list: timeouts, rate limits, server errors; not 501). */
+const transientStatuses = new Set([408, 429, 500, 502, 503, 504]);
+
 /** Rate limits the service has answered with 403 in the past (today it uses 429). */
 const rateLimitReasons = new Set(['rateLimitExceeded', 'userRateLimitExceeded']);
 
@@ -28,7 +31,7 @@ const rateLimitReasons = new Set(['rateLimitExceeded', 'userRateLimitExceeded'])
 export function isRetryable(error: unknown): boolean {
   if (isWsdError(error) || isAbortError(error)) return false;
   if (error instanceof GcsHttpError) {
-    return error.status === 408 || error.status === 429 || error.status >= 500 || (error.status === 403 && rateLimitReasons.has(error.reason ?? ''));
+    return transientStatuses.has(error.status) || (error.status === 403 && rateLimitReasons.has(error.reason ?? ''));
   }
   if (error instanceof GcsAuthError) return isRetryable(error.cause) || transientStatusOf(error.cause);
   if (error instanceof GcsTimeoutError) return true;
@@ -88,5 +91,5 @@ function describeHttp(error: GcsHttpError): string {
 
 function transientStatusOf(cause: unknown): boolean {
   const status = (cause as { response?: { status?: unknown }; status?: unknown })?.response?.status ?? (cause as { status?: unknown })?.status;
-  return typeof status === 'number' && (status === 408 || status === 429 || status >= 500);
+  return typeof status === 'number' && transientStatuses.has(status);
 }
