@@ -1,4 +1,4 @@
-import { durationSchema, sizeSchema, z } from '../../../core/plugin-api.js';
+import { durationSchema, sizeSchema, z, type Logger } from '../../../core/plugin-api.js';
 
 /** Resumable uploads send chunks whose size is a multiple of this (the service's rule). */
 export const chunkQuantum = 256 * 1024;
@@ -91,4 +91,6 @@ export interface GcsBackendOptions {
   retryDelayMs?: number;
   createBucket?: boolean;
   bucketLocation?: string;
+  /** Where retries, recovered lost answers and removed wrong objects are reported (warn/info). */
+  log?: Logger;
 }

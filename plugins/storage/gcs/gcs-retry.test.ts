@@ -57,6 +57,14 @@ describe('storage/gcs retries and faults (fault proxy in front of fake-gcs-serve
   let direct: GcsStorageBackend;
   /** Requests of one test: the proxy's log since the test started. */
   let seen: () => ProxiedRequest[];
+  const logged: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> = [];
+  const log = {
+    debug: (msg: string, fields?: Record<string, unknown>) => logged.push({ level: 'debug', msg, fields }),
+    info: (msg: string, fields?: Record<string, unknown>) => logged.push({ level: 'info', msg, fields }),
+    warn: (msg: string, fields?: Record<string, unknown>) => logged.push({ level: 'warn', msg, fields }),
+    error: (msg: string, fields?: Record<string, unknown>) => logged.push({ level: 'error', msg, fields }),
+    child: () => log,
+  };
 
   /** The next `n` requests of `kinds` get `decision`; everything else is forwarded. */
   const failNext = (n: number, kinds: string[], decision: ProxyDecision) => {
@@ -73,7 +81,7 @@ describe('storage/gcs retries and faults (fault proxy in front of fake-gcs-serve
   before(async () => {
     gcs = await startFakeGcs({ backend: 'memory' });
     proxy = await startFaultProxy(gcs.server.endpoint);
-    backend = new GcsStorageBackend({ ...gcs.storageConfig, endpoint: proxy.endpoint, chunkSize: chunk, retries, retryDelayMs: 10 });
+    backend = new GcsStorageBackend({ ...gcs.storageConfig, endpoint: proxy.endpoint, chunkSize: chunk, retries, retryDelayMs: 10, log });
     direct = new GcsStorageBackend({ ...gcs.storageConfig, chunkSize: chunk, retries, retryDelayMs: 10 });
     await backend.start();
     await direct.start();
@@ -94,6 +102,10 @@ describe('storage/gcs retries and faults (fault proxy in front of fake-gcs-serve
     failNext(2, ['upload'], unavailable);
     const { etag } = await backend.put({ key: 'retry/a', body: Buffer.from('content') });
     assert.equal(seen().filter((r) => kind(r) === 'upload').length, 3, 'two failed tries and one that worked');
+    assert.deepEqual(
+      logged.filter((l) => l.level === 'warn').map((l) => [l.msg, l.fields?.attempt, l.fields?.error]),
+      [1, 2].map((attempt) => ['request failed transiently; retrying', attempt, 'storage/gcs: HTTP 503 backendError: Backend Error']),
+    );
 
     failNext(1, ['metadata'], gcsError(429, 'rateLimitExceeded', 'slow down'));
     assert.equal((await backend.head({ key: 'retry/a' })).etag, etag);

@@ -13,6 +13,7 @@ import {
   maxKeyBytes,
   retry,
   type GetOptions,
+  type Logger,
   type GetResult,
   type KeyOptions,
   type ListOptions,
@@ -76,6 +77,7 @@ export class GcsStorageBackend implements StorageBackend {
   readonly #chunkSize: number;
   readonly #retries: number;
   readonly #retryDelayMs: number;
+  readonly #log: Logger | undefined;
   #http: GcsTransport | undefined;
   #projectOfCredentials: (() => Promise<string | undefined>) | undefined;
 
@@ -87,6 +89,7 @@ export class GcsStorageBackend implements StorageBackend {
     this.#chunkSize = options.chunkSize ?? 32 * 1024 * 1024;
     this.#retries = options.retries ?? 5;
     this.#retryDelayMs = options.retryDelayMs ?? 500;
+    this.#log = options.log;
   }
 
   /**
@@ -389,6 +392,7 @@ export class GcsStorageBackend implements StorageBackend {
 
   async #removeIncomplete(put: PutAttempt, object: GcsObject): Promise<void> {
     if (!object.generation) return;
+    this.#log?.warn('the service stored something else than was sent; removing that generation', { bucket: this.bucket, key: put.key, generation: object.generation, size: object.size });
     const http = this.#transport();
     try {
       const response = await http.send({ method: 'DELETE', url: this.#api(`/b/${enc(this.bucket)}/o/${enc(put.name)}`, { ifGenerationMatch: object.generation }) });
@@ -407,6 +411,7 @@ export class GcsStorageBackend implements StorageBackend {
     if (md5 && (mayHaveLanded || (isRetryable(error) && !neverSent(error)))) {
       const own = await this.#metadata(put.name, undefined, 1).catch(() => undefined);
       if (own?.metadata?.[putIdKey] === put.putId && Number(own.size) === size && (!own.md5Hash || own.md5Hash === md5)) {
+        this.#log?.info('put landed although its answer was lost', { bucket: this.bucket, key: put.key, generation: own.generation });
         return new LandedPut({ size, etag: own.generation });
       }
     }
@@ -469,6 +474,7 @@ export class GcsStorageBackend implements StorageBackend {
           if (position > failedAt) failures = 0;
           failedAt = position;
           if (signal?.aborted || !isRetryable(error) || ++failures > this.#retries) throw error;
+          this.#log?.warn('read broke midway; continuing with the rest', { bucket: this.bucket, key: read.key, position, error: toWsdError(error, 'storage/gcs').message });
           // The same backoff as the request retries.
           await sleep(Math.round(Math.min(30_000, this.#retryDelayMs * 2 ** (failures - 1)) * (1 - 0.5 * Math.random())), undefined, { signal });
           response = await this.#retrying(() => this.#openMedia(read.name, read.generation, position, read.end, read.size, signal), signal);
@@ -571,6 +577,9 @@ export class GcsStorageBackend implements StorageBackend {
       retryable: (error) => isRetryable(error) || (alsoRetry?.(error) ?? false),
       signal,
       keepAlive: true,
+      onRetry: (error, { attempt, delayMs }) => {
+        if (!(error instanceof ChunkIncomplete)) this.#log?.warn('request failed transiently; retrying', { bucket: this.bucket, attempt, delayMs, error: toWsdError(error, 'storage/gcs').message });
+      },
     });
   }
 

@@ -7,7 +7,7 @@ export const gcsStoragePlugin = definePlugin({
   id: 'gcs',
   description: 'Objects in a Google Cloud Storage bucket (or a GCS emulator such as fake-gcs-server)',
   configSchema: gcsConfigSchema,
-  create: ({ config, resolvePath }) => {
+  create: ({ config, resolvePath, log }) => {
     if (!config.bucket) throw new WsdError('INVALID_ARGUMENT', 'storage.gcs.bucket: required when storage.plugin is gcs', { field: 'storage.gcs.bucket' });
     return new GcsStorageBackend({
       bucket: config.bucket,
@@ -19,6 +19,7 @@ export const gcsStoragePlugin = definePlugin({
       retries: config.retries,
       retryDelayMs: config.retryDelay,
       createBucket: config.createBucket,
+      log,
       ...(config.projectId ? { projectId: config.projectId } : {}),
       ...(config.keyFile ? { keyFile: resolvePath(config.keyFile) } : {}),
       ...(config.caFile ? { caFile: resolvePath(config.caFile) } : {}),
