@@ -29,7 +29,10 @@ export interface StartFakeGcsOptions {
 export interface FakeGcs {
   server: TestServer;
   pluginId: 'gcs';
-  /** `storage: { plugin: 'gcs', gcs: storageConfig }` reaches the bucket (anonymously: the fake checks no credentials). */
+  /**
+   * `storage: { plugin: 'gcs', gcs: storageConfig }` reaches the bucket (anonymously: the fake checks no
+   * credentials). Its `endpoint` is https with `tls` (`server.endpoint` always reads http).
+   */
   storageConfig: { bucket: string; endpoint: string; anonymous: true; projectId: string; caFile?: string };
   bucket: string;
   dataDir: string;
