@@ -162,9 +162,9 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
 
 async function lockOwnFolders(config: WsdConfig) {
   const { dataDir, workingArea } = config.paths;
-  for (const folder of [dataDir, workingArea]) {
+  for (const [folder, role] of [[workingArea, 'working area'], [dataDir, 'data folder']] as const) {
     await makeFolders(folder, 0o755).catch((error: Error) => {
-      throw new WsdError('FAILED_PRECONDITION', `wsd cannot start: cannot create ${folder}: ${error.message}`);
+      throw new WsdError('FAILED_PRECONDITION', `wsd cannot start: cannot create the ${role} ${folder}: ${error.message}`);
     });
   }
   return await lockFolders([

@@ -11,12 +11,14 @@ import { prebuildInitializerPlugin } from './initializer/prebuild/plugin.js';
 import { snapshotInitializerPlugin } from './initializer/snapshot/plugin.js';
 import { noneQuotaPlugin } from './quota/none/plugin.js';
 import { azureStoragePlugin } from './storage/azure/plugin.js';
+import { gcsStoragePlugin } from './storage/gcs/plugin.js';
 import { localStoragePlugin } from './storage/local/plugin.js';
 
 /** Every plugin that ships with wsd. The one list: a built-in that is not here does not exist. */
 export const builtinPlugins: readonly CatalogEntry[] = [
   localStoragePlugin,
   azureStoragePlugin,
+  gcsStoragePlugin,
   noneQuotaPlugin,
   emptyInitializerPlugin,
   backupInitializerPlugin,

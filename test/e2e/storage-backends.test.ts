@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { WsdClient } from '../../core/api/client.js';
 import { startAzurite } from '../kit/servers/azurite.js';
+import { startFakeGcs } from '../kit/servers/fake-gcs.js';
 import { startDaemonProcess, testDaemonConfig, type DaemonProcess } from '../kit/daemon-process.js';
 import { tempDir } from '../kit/temp-dir.js';
 import { firstDifference, treeManifest } from '../kit/tree-hash.js';
@@ -35,6 +36,13 @@ const backends: Backend[] = [
     async start() {
       const azurite = await startAzurite();
       return { storage: { plugin: 'azure', azure: azurite.storageConfig }, stop: () => azurite.server.stop() };
+    },
+  },
+  {
+    name: 'gcs',
+    async start() {
+      const gcs = await startFakeGcs();
+      return { storage: { plugin: 'gcs', gcs: gcs.storageConfig }, stop: () => gcs.server.stop() };
     },
   },
 ];

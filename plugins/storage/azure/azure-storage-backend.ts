@@ -211,7 +211,7 @@ export class AzureStorageBackend implements StorageBackend {
       const condition = ifNoneMatch ? 'ifNoneMatch' : ifMatch !== undefined ? 'ifMatch' : undefined;
       const base = Math.min(maxBlockBytes, Math.max(this.config.blockSize, Math.ceil((sizeHint ?? 0) / (2 * blocksPerSize))));
       const sizeAt = (index: number) => Math.min(maxBlockBytes, base * 2 ** Math.floor(index / blocksPerSize));
-      // Stops the uploads in flight when one fails or the caller cancels.
+      // Stops the uploads in flight when the caller cancels (blocks it abandons are swept later: README).
       const uploads = new AbortController();
       const onAbort = () => uploads.abort();
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -248,8 +248,9 @@ export class AzureStorageBackend implements StorageBackend {
           ).then(
             () => {},
             (error: unknown) => {
+              // No abort of the other blocks in flight: a request abandoned by the client may still land on the
+              // service after the clean-up below, leaving an uncommitted block behind. They end on their own.
               failure ??= error;
-              uploads.abort();
             },
           );
           inFlight.add(upload);
@@ -270,8 +271,7 @@ export class AzureStorageBackend implements StorageBackend {
             stage(next);
           }
         } catch (error) {
-          failure ??= error;
-          uploads.abort();
+          failure ??= error; // as above: the blocks in flight finish before the clean-up
         }
         await Promise.all(inFlight);
         if (failure !== undefined) throw failure;
@@ -528,16 +528,12 @@ export class AzureStorageBackend implements StorageBackend {
     }
   }
 
-  /** Runs `fn` again after failures marked retryable, up to `retries` times, with jittered exponential backoff. */
+  /**
+   * Runs `fn` again after failures marked retryable, up to `retries` times, with jittered exponential backoff. The
+   * waits keep the process alive: a short-lived process (a CLI, a test) must not exit with a put half done.
+   */
   async #withRetries<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    // core's retry waits on an unref'd timer; an operation in progress must keep a short-lived process (a CLI, a
-    // test) alive through its backoff rather than let it exit with the put half done. Cancel with `signal`.
-    const keepAlive = setInterval(() => {}, 60_000);
-    try {
-      return await this.#retry(what, signal, fn);
-    } finally {
-      clearInterval(keepAlive);
-    }
+    return await this.#retry(what, signal, fn);
   }
 
   async #retry<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
@@ -546,7 +542,8 @@ export class AzureStorageBackend implements StorageBackend {
       initialDelayMs: this.#retryDelayMs,
       factor: 2,
       maxDelayMs: 8000,
-      jitter: true,
+      jitter: 0.5,
+      keepAlive: true,
       retryable: (error) => isWsdError(error) && retryable.has(error),
       onRetry: (error, { attempt, delayMs }) => this.#log?.info('storage request failed, retrying', { what, attempt, delayMs, reason: (error as Error).message }),
       ...(signal ? { signal } : {}),
