@@ -46,12 +46,14 @@ export { cidrSchema, networkPolicyFields } from './config/network-schema.js';
 // Helpers for untrusted input and robust I/O.
 export { insideFolder, resolveInside, realFolderInside, makeRealFolders, createExclusive } from './content/inside-folder.js';
 export { makeFolders } from './fs/make-folders.js';
+export { mountsAtOrBelow, readMountTable, type MountEntry } from './fs/mount-table.js';
 export { retry, transientHttpStatus, type RetryOptions } from './retry.js';
 export { DigestStream } from './content/digest-stream.js';
 export { runGit, git, gitFailure, checkoutUser, type GitOptions, type GitResult } from './content/git.js';
 export { filteredConfig } from './content/git-config.js';
 export { parseSnapshotName } from './content/backup-store.js';
 export { spawnTracked } from './process/child-processes.js';
+export { runCommand, stderrKeptBytes, type CommandFailure, type CommandResult, type RunCommandOptions } from './process/run-command.js';
 export { AddressPolicy, defaultDeniedNetworks, guardedLookup, parseIp, redactUrl } from './net/address-policy.js';
 export { guardedGet } from './net/guarded-get.js';
 export { scrubSecrets, redactValue } from './observability/redact.js';

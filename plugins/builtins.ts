@@ -9,6 +9,7 @@ import { emptyInitializerPlugin } from './initializer/empty/plugin.js';
 import { gitInitializerPlugin } from './initializer/git/plugin.js';
 import { prebuildInitializerPlugin } from './initializer/prebuild/plugin.js';
 import { snapshotInitializerPlugin } from './initializer/snapshot/plugin.js';
+import { loopQuotaPlugin } from './quota/loop/plugin.js';
 import { noneQuotaPlugin } from './quota/none/plugin.js';
 import { localStoragePlugin } from './storage/local/plugin.js';
 
@@ -16,6 +17,7 @@ import { localStoragePlugin } from './storage/local/plugin.js';
 export const builtinPlugins: readonly CatalogEntry[] = [
   localStoragePlugin,
   noneQuotaPlugin,
+  loopQuotaPlugin,
   emptyInitializerPlugin,
   backupInitializerPlugin,
   snapshotInitializerPlugin,

@@ -143,7 +143,7 @@ export class WorkspaceService {
     const { records, unreadable } = await this.#store.loadAll();
     for (const { id, file } of unreadable) this.#blocked.set(id, file);
     for (const record of records) this.#entries.set(record.id, { record });
-    await this.#quotas.recover(records);
+    await this.#quotas.recover(records, [...this.#blocked.keys()]);
     for (const record of records) {
       const log = this.#log.child({ workspaceId: record.id });
       if (record.state === 'initializing') {
