@@ -1,5 +1,6 @@
 import type { CatalogEntry } from '../core/kernel/registry.js';
 import { diskSpaceHealthPlugin } from './health/disk-space/plugin.js';
+import { quotaHealthPlugin } from './health/quota/plugin.js';
 import { storageHealthPlugin } from './health/storage/plugin.js';
 import { workingAreaHealthPlugin } from './health/working-area/plugin.js';
 import { backupInitializerPlugin } from './initializer/backup/plugin.js';
@@ -28,4 +29,5 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   workingAreaHealthPlugin,
   diskSpaceHealthPlugin,
   storageHealthPlugin,
+  quotaHealthPlugin,
 ].map((plugin) => ({ plugin, source: 'built-in' }));

@@ -235,6 +235,32 @@ describe('quota/loop beyond the conformance suite', { skip: Boolean(missing) }, 
     assert.deepEqual(await devicesOf(images), []);
   });
 
+  for (const fsType of ['ext4', 'xfs'] as const) {
+    it(`growing a ${fsType} workspace gives it real room: what did not fit before fits after`, async (t) => {
+      const { log, lines } = recordingLogger();
+      const loop = strategy(fsType, { log });
+      const root = area(fsType);
+      const before = fsType === 'xfs' ? 300 * MiB : 32 * MiB;
+      const handle = await loop.provision({ workspaceId: `grow-${fsType}`, dir: path.join(root, 'grow'), limitBytes: before });
+      writeFileSync(path.join(handle.dir, 'kept.txt'), 'kept');
+      const tooBig = before + 16 * MiB;
+      assert.equal((await fill(path.join(handle.dir, 'a.bin'), tooBig)).error?.code, 'ENOSPC');
+      execFileSync('rm', [path.join(handle.dir, 'a.bin')]);
+      const grown = await loop.setLimit({ handle, limitBytes: 2 * before, mode: 'hard' });
+      assert.equal(grown.limitBytes, 2 * before);
+      const after = await fill(path.join(handle.dir, 'a.bin'), tooBig);
+      assert.equal(after.error, undefined, `${tooBig} bytes fit after growing: ${String(after.error)}`);
+      assert.equal(readFileSync(path.join(handle.dir, 'kept.txt'), 'utf8'), 'kept');
+      const usage = await loop.usage({ handle: grown });
+      assert.ok(usage.usedBytes! >= tooBig && usage.usedBytes! < 2 * before, `usage after growing: ${usage.usedBytes}`);
+      await assert.rejects(loop.setLimit({ handle: grown, limitBytes: before, mode: 'hard' }), (error: unknown) => isWsdError(error, 'FAILED_PRECONDITION') && /cannot shrink/.test((error as Error).message));
+      // Which way it grew on this kernel (ext4 online resize is refused on some): in the test output.
+      const offline = lines.some((l) => l.msg === 'online resize refused; growing the loop file system unmounted');
+      t.diagnostic(`${fsType} grew ${offline ? 'unmounted (online resize refused by this kernel)' : 'online'}`);
+      await loop.release({ handle: grown });
+    });
+  }
+
   it('a release while a process holds a file is UNAVAILABLE and changes nothing; it succeeds once the file is closed', async () => {
     const loop = strategy('ext4');
     const root = area('ext4');
