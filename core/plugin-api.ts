@@ -24,7 +24,8 @@ export {
   type Skip,
 } from './kernel/plugin.js';
 export { createToken, type Token } from './kernel/token.js';
-export { loggerToken, metricsRegistryToken, pathsToken, type DaemonPaths } from './kernel/core-tokens.js';
+export { loggerToken, metricsRegistryToken, pathsToken, diskGuardToken, type DaemonPaths } from './kernel/core-tokens.js';
+export { formatBytes, type DiskGuard, type DiskSample } from './health/disk-guard.js';
 
 // The four contracts.
 export * from './storage/storage-backend.js';
