@@ -10,8 +10,11 @@ export interface LoopFileSystem {
   /** Smallest image mkfs accepts (and that leaves a workspace some room), with why. */
   minBytes: number;
   minReason: string;
-  /** Formats the image file (not attached). */
-  format(image: string, base: CommandBase): Promise<unknown>;
+  /**
+   * Formats the image file (not attached). `keepBlocks`: do not discard the image's blocks first (mkfs discards by
+   * default, which punches holes into a file: a preallocated image would be sparse again).
+   */
+  format(image: string, base: CommandBase, keepBlocks: boolean): Promise<unknown>;
   /**
    * Checks and repairs an unmounted image before it is mounted again after a reboot (what fsck does at boot for
    * fstab entries). Undefined when the file system replays its log on mount and needs nothing (xfs).
@@ -32,7 +35,8 @@ export const loopFileSystems: Record<LoopFsType, LoopFileSystem> = {
     minBytes: 4 * MiB,
     minReason: 'below 4 MiB an ext4 file system has no room for its journal',
     // -m 0: no blocks reserved for root, the workspace's limit is all the workspace's. -F: the target is a file.
-    format: (image, base) => runCommand('mkfs.ext4', ['-q', '-F', '-m', '0', image], { ...base, context: `cannot format ${image} as ext4` }),
+    format: (image, base, keepBlocks) =>
+      runCommand('mkfs.ext4', ['-q', '-F', '-m', '0', ...(keepBlocks ? ['-E', 'nodiscard'] : []), image], { ...base, context: `cannot format ${image} as ext4` }),
     // -p fixes what is safe to fix unattended; exit 1 = fixed something (fine), 2 = fixed, reboot advised (not for
     // an unmounted image), 4 and up = errors left.
     repair: (image, base) => runCommand('e2fsck', ['-p', image], { ...base, okExitCodes: [0, 1, 2], context: `the ext4 file system in ${image} needs repair (e2fsck -p could not fix it)` }),
@@ -48,7 +52,7 @@ export const loopFileSystems: Record<LoopFsType, LoopFileSystem> = {
     // mkfs.xfs: "Filesystem must be larger than 300MB".
     minBytes: 300 * MiB,
     minReason: 'mkfs.xfs refuses file systems of 300 MiB or less',
-    format: (image, base) => runCommand('mkfs.xfs', ['-q', '-f', image], { ...base, context: `cannot format ${image} as xfs` }),
+    format: (image, base, keepBlocks) => runCommand('mkfs.xfs', ['-q', '-f', ...(keepBlocks ? ['-K'] : []), image], { ...base, context: `cannot format ${image} as xfs` }),
     growOnline: ({ dir }, base) => runCommand('xfs_growfs', ['-d', dir], { ...base, context: `cannot grow the xfs file system at ${dir}` }),
   },
 };

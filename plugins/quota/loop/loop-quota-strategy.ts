@@ -101,7 +101,7 @@ export class LoopQuotaStrategy implements QuotaStrategy {
       await this.#createImage(image, size);
       undo.push({ what: `delete ${image}`, run: () => rm(image, { force: true }) });
       throwIfCancelled(signal, workspaceId);
-      await fs.format(image, this.#commandBase(signal));
+      await fs.format(image, this.#commandBase(signal), this.#options.preallocate);
       throwIfCancelled(signal, workspaceId);
       undo.push({ what: `detach ${image}`, run: () => this.#unmountAndDetach(image) });
       await this.#mount(image, dir, fs.type);
