@@ -70,7 +70,7 @@ export class LoopQuotaStrategy implements QuotaStrategy {
   #attachQueue: Promise<unknown> = Promise.resolve();
   #health: { at: number; result: Promise<HealthResult> } | undefined;
 
-  /** `imagesDir` must exist and be given as its real path (see {@link createLoopQuotaStrategy}). */
+  /** `imagesDir` must exist and be given as its real path: the kernel names loop devices' backing files so (plugin.ts). */
   constructor(options: LoopQuotaOptions) {
     this.#options = options;
     this.#log = options.log;
