@@ -1,5 +1,6 @@
 import type { CatalogEntry } from '../core/kernel/registry.js';
 import { diskSpaceHealthPlugin } from './health/disk-space/plugin.js';
+import { quotaHealthPlugin } from './health/quota/plugin.js';
 import { storageHealthPlugin } from './health/storage/plugin.js';
 import { workingAreaHealthPlugin } from './health/working-area/plugin.js';
 import { backupInitializerPlugin } from './initializer/backup/plugin.js';
@@ -9,6 +10,7 @@ import { emptyInitializerPlugin } from './initializer/empty/plugin.js';
 import { gitInitializerPlugin } from './initializer/git/plugin.js';
 import { prebuildInitializerPlugin } from './initializer/prebuild/plugin.js';
 import { snapshotInitializerPlugin } from './initializer/snapshot/plugin.js';
+import { loopQuotaPlugin } from './quota/loop/plugin.js';
 import { noneQuotaPlugin } from './quota/none/plugin.js';
 import { azureStoragePlugin } from './storage/azure/plugin.js';
 import { gcsStoragePlugin } from './storage/gcs/plugin.js';
@@ -20,6 +22,7 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   azureStoragePlugin,
   gcsStoragePlugin,
   noneQuotaPlugin,
+  loopQuotaPlugin,
   emptyInitializerPlugin,
   backupInitializerPlugin,
   snapshotInitializerPlugin,
@@ -30,4 +33,5 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   workingAreaHealthPlugin,
   diskSpaceHealthPlugin,
   storageHealthPlugin,
+  quotaHealthPlugin,
 ].map((plugin) => ({ plugin, source: 'built-in' }));
