@@ -25,7 +25,8 @@ export {
 } from './kernel/plugin.js';
 export { createToken, type Token } from './kernel/token.js';
 export { loggerToken, metricsRegistryToken, pathsToken, diskGuardToken, type DaemonPaths } from './kernel/core-tokens.js';
-export { formatBytes, type DiskGuard, type DiskSample } from './health/disk-guard.js';
+export { type DiskGuard, type DiskSample } from './health/disk-guard.js';
+export { formatBytes } from './config/units.js';
 
 // The four contracts.
 export * from './storage/storage-backend.js';

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { formatBytes } from '../config/units.js';
 import type { StatusReport, WorkspaceStatus } from '../observability/status-report.js';
 
 /**
@@ -113,7 +114,7 @@ ${refresh}
 ${
   disk.error !== undefined
     ? html`<dt>Disk</dt><dd class="failing">cannot read: ${disk.error}</dd>`
-    : html`<dt>Disk</dt><dd>${bytes(disk.usedBytes!)} used of ${bytes(disk.totalBytes!)} (${percent(disk.usedBytes!, disk.totalBytes!)}), ${bytes(disk.freeBytes!)} free</dd>`
+    : html`<dt>Disk</dt><dd>${formatBytes(disk.usedBytes!)} used of ${formatBytes(disk.totalBytes!)} (${percent(disk.usedBytes!, disk.totalBytes!)}), ${formatBytes(disk.freeBytes!)} free</dd>`
 }
 <dt>Quota</dt><dd id="quota">${quota.strategy} (${quota.enforces ? 'enforced' : 'not enforced'}): ${quotaUse(quota.usedBytes, quota.limitBytes)} over workspaces on disk</dd>
 </dl>
@@ -143,7 +144,7 @@ ${table(
 
 function workspaceRow(w: WorkspaceStatus): SafeHtml {
   const backup = w.lastBackup
-    ? html`<time datetime="${w.lastBackup.createdAt}" title="${w.lastBackup.createdAt}, ${bytes(w.lastBackup.sizeBytes)}">${duration(w.lastBackup.ageSeconds)} ago</time>`
+    ? html`<time datetime="${w.lastBackup.createdAt}" title="${w.lastBackup.createdAt}, ${formatBytes(w.lastBackup.sizeBytes)}">${duration(w.lastBackup.ageSeconds)} ago</time>`
     : html`<span class="muted">${w.remoteStorageDisabled ? 'off (remote storage disabled)' : 'never'}</span>`;
   return html`<tr data-workspace="${w.id}"><td>${w.id}</td><td>${w.owner}</td><td>${w.metaId}</td><td class="state state-${w.state}">${w.state}</td><td class="backup">${backup}</td><td>${quotaUse(w.quota.usedBytes, w.quota.limitBytes)}</td><td class="error">${w.lastError}</td></tr>`;
 }
@@ -158,25 +159,14 @@ ${rows.length > 0 ? rows.map((row) => html`${row}\n`) : html`<tr><td colspan="${
 }
 
 function quotaUse(used: number | undefined, limit: number): string {
-  const of = limit > 0 ? bytes(limit) : 'no limit';
-  return used === undefined ? of : `${bytes(used)} of ${of}`;
+  const of = limit > 0 ? formatBytes(limit) : 'no limit';
+  return used === undefined ? of : `${formatBytes(used)} of ${of}`;
 }
 
 function percent(part: number, whole: number): string {
   return whole > 0 ? `${((100 * part) / whole).toFixed(1)} %` : '–';
 }
 
-/** 1536 → "1.5 KiB". */
-export function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
-}
 
 /** 200_000 → "2 d 7 h": the two largest units, enough to tell a stale backup at a glance. */
 export function duration(seconds: number): string {

@@ -1,4 +1,5 @@
 import type { OperationProgress__Output } from '../api/generated/wsd/v1/OperationProgress.js';
+import { formatBytes } from '../config/units.js';
 
 /** Where progress goes: stderr, so that stdout keeps only the command's answer. */
 export interface ProgressStream {
@@ -147,14 +148,3 @@ function counts(progress: Pick<OperationProgress__Output, 'bytes' | 'total_bytes
   return parts.length ? `, ${parts.join(', ')}` : '';
 }
 
-/** 1.5 KiB, 12.3 MiB, … (binary units, as the config's sizes). */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${Math.round(value)} B` : `${value.toFixed(1)} ${units[unit]}`;
-}

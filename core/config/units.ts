@@ -26,3 +26,15 @@ export function parseSizeBytes(text: string, options: { plainNumber?: boolean } 
   const match = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB)$/.exec(trimmed);
   return match ? Math.floor(Number(match[1]) * sizeUnits[match[2]!]!) : undefined;
 }
+
+/** `12.3 GiB`, `512 B`: sizes for people (binary units, as the config's sizes), next to or instead of a byte count. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}

@@ -1,4 +1,5 @@
 import { statfs } from 'node:fs/promises';
+import { formatBytes } from '../config/units.js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { WsdError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -122,14 +123,3 @@ export class WorkingAreaDiskGuard implements DiskGuard {
   }
 }
 
-/** `12.3 GiB`: sizes in messages for people, next to the exact byte count. */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}

@@ -129,3 +129,13 @@ describe('config', () => {
     assert.deepEqual({ ...config.root, storage: {}, quota: {}, initializers: {}, health: {} }, { ...defaults.root, storage: {}, quota: {}, initializers: {}, health: {} });
   });
 });
+
+describe('formatBytes', () => {
+  it('writes sizes for people in binary units, one decimal above bytes', async () => {
+    const { formatBytes } = await import('../../core/config/units.js');
+    assert.equal(formatBytes(512), '512 B');
+    assert.equal(formatBytes(1536), '1.5 KiB');
+    assert.equal(formatBytes(10 * 1024 ** 3), '10.0 GiB');
+    assert.equal(formatBytes(3 * 1024 ** 5), '3.0 PiB');
+  });
+});
