@@ -1,18 +1,28 @@
+import os from 'node:os';
 import type { WsdConfig } from './config/load-config.js';
+import { WsdError } from './errors.js';
 import { adminServiceHandlers } from './api/admin-service.js';
 import { BackupStore } from './content/backup-store.js';
 import { workspaceGitStatus } from './content/git-status.js';
 import { contentServiceHandlers } from './api/content-service.js';
 import { GrpcServer } from './api/grpc-server.js';
+import { listenFailure } from './api/listen-error.js';
 import { ProbeServer } from './api/http-server.js';
 import { healthCheckToken } from './health/health-check.js';
 import { HealthMonitor } from './health/health-monitor.js';
 import { contentInitializerToken } from './initializer/content-initializer.js';
 import { InitializerRegistry } from './initializer/initializer-registry.js';
 import { Kernel } from './kernel/kernel.js';
+import { isWsdError } from './errors.js';
 import type { Logger } from './observability/logger.js';
 import { createMetricsRegistry, registerDiskMetrics } from './observability/metrics.js';
+import { RecentFailures } from './observability/recent-failures.js';
+import { gatherStatus } from './observability/status-report.js';
 import { configureChildProcesses, endAllChildren, markerFor, sweepOrphans } from './process/child-processes.js';
+import { makeFolders } from './fs/make-folders.js';
+import { lockFolders } from './process/folder-lock.js';
+import { diskGuardToken } from './kernel/core-tokens.js';
+import type { WorkingAreaDiskGuard } from './health/disk-guard.js';
 import { quotaStrategyToken } from './quota/quota-strategy.js';
 import { storageBackendToken } from './storage/storage-backend.js';
 import { wsdVersion } from './version.js';
@@ -31,18 +41,29 @@ export interface RunningDaemon {
 
 /** How often the gRPC health service re-evaluates readiness. */
 const healthIntervalMs = 5_000;
+/** How often the disk guard reads the working area's free space between inits (one statfs). */
+const diskGuardIntervalMs = 10_000;
 
 /**
  * Starts everything for a validated config, in order: plugins (kernel) → workspace recovery from the state files →
  * gRPC API → probes. Anything that fails to start stops what had started.
  */
 export async function startDaemon(config: WsdConfig, log: Logger): Promise<RunningDaemon> {
+  const startedAt = new Date();
+  // First of all: a second daemon on the same folders would take the first one's running inits for interrupted ones
+  // and wipe them. Nothing, not even a plugin's start-up cleanup, runs before the folders are ours.
+  const lock = await lockOwnFolders(config);
   const metrics = createMetricsRegistry({ version: wsdVersion });
   registerDiskMetrics(metrics, config.paths.workingArea);
   const kernel = new Kernel({ config, logger: log, metrics });
-  await kernel.start();
+  try {
+    await kernel.start();
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
 
-  const cleanups: Array<() => Promise<void>> = [() => kernel.stop()];
+  const cleanups: Array<() => Promise<void>> = [() => lock.release(), () => kernel.stop()];
   const unwind = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log.error('stop step failed', { error: error as Error }));
   };
@@ -59,11 +80,17 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     if (ws.uid !== undefined && !root) log.warn('workspaces.uid ignored: wsd is not running as root', { uid: ws.uid });
     const storage = kernel.get(storageBackendToken);
     const initializers = new InitializerRegistry(kernel.get(contentInitializerToken));
+    const quota = kernel.get(quotaStrategyToken);
+    const failures = new RecentFailures();
+    // Sampled on a timer too, so crossing the threshold is logged when it happens, not only at the next init.
+    const diskGuard = kernel.get(diskGuardToken) as WorkingAreaDiskGuard;
+    diskGuard.start(diskGuardIntervalMs);
+    cleanups.push(async () => diskGuard.stop());
     const workspaces = new WorkspaceService({
       workingArea: config.paths.workingArea,
       stateDir: config.paths.stateDir,
       storage,
-      quota: kernel.get(quotaStrategyToken),
+      quota,
       initializers,
       backups: new BackupStore(storage, log, {
         keep: backup.keep,
@@ -82,6 +109,8 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
       },
       log,
       metrics,
+      failures,
+      diskGuard,
     });
     await workspaces.recover();
     cleanups.push(() => workspaces.stop());
@@ -94,7 +123,9 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
       content: contentServiceHandlers(workspaces, log),
       admin: adminServiceHandlers({ workspaces, plugins: () => kernel.statuses(), health: monitor, workingArea: config.paths.workingArea, version: wsdVersion }, log),
     });
-    const grpcAddress = await grpc.listen(config.root.api, config.baseDir);
+    const grpcAddress = await grpc.listen(config.root.api, config.baseDir).catch((error: unknown) => {
+      throw isWsdError(error) ? error : listenFailure(error, 'api.address', config.root.api.address);
+    });
     cleanups.push(() => grpc.shutdown());
     const refreshHealth = async () => grpc.setServing(running() && (await monitor.report()).ready);
     await refreshHealth();
@@ -103,8 +134,24 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     cleanups.push(async () => clearInterval(timer));
     log.info('grpc listening', { address: grpcAddress, tls: Boolean(config.root.api.tls), mutualTls: Boolean(config.root.api.tls?.caFile) });
 
-    const probes = new ProbeServer({ metrics, running, health: () => monitor.report() });
-    const httpAddress = await probes.listen(config.root.http.address);
+    const health = () => monitor.report();
+    const status = () =>
+      gatherStatus({
+        node: os.hostname(),
+        version: wsdVersion,
+        startedAt,
+        workingArea: config.paths.workingArea,
+        running,
+        health,
+        plugins: () => kernel.statuses(),
+        quota,
+        workspaces,
+        failures,
+      });
+    const probes = new ProbeServer({ metrics, running, health, ...(config.root.http.statusPage ? { status } : {}) });
+    const httpAddress = await probes.listen(config.root.http.address).catch((error: unknown) => {
+      throw listenFailure(error, 'http.address', config.root.http.address);
+    });
     cleanups.push(() => probes.close());
     log.info('http listening', { address: httpAddress });
 
@@ -120,4 +167,17 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     await unwind();
     throw error;
   }
+}
+
+async function lockOwnFolders(config: WsdConfig) {
+  const { dataDir, workingArea } = config.paths;
+  for (const [folder, role] of [[workingArea, 'working area'], [dataDir, 'data folder']] as const) {
+    await makeFolders(folder, 0o755).catch((error: Error) => {
+      throw new WsdError('FAILED_PRECONDITION', `wsd cannot start: cannot create the ${role} ${folder}: ${error.message}`);
+    });
+  }
+  return await lockFolders([
+    { folder: dataDir, role: 'data folder' },
+    { folder: workingArea, role: 'working area' },
+  ]);
 }

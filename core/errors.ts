@@ -73,6 +73,18 @@ export function isTransient(error: unknown): boolean {
   return isWsdError(error, 'UNAVAILABLE') || isWsdError(error, 'DEADLINE_EXCEEDED');
 }
 
+/**
+ * Codes that answer a caller's mistake — a malformed or impossible request (an unknown workspace, a backup that
+ * does not exist, an id taken) — rather than a fault of wsd or what it depends on. They are logged at `warn`, not
+ * `error`: an operator's error alerts must not fire because a client asked for something wrong.
+ */
+export const callerMistakeCodes: readonly WsdErrorCode[] = ['INVALID_ARGUMENT', 'NOT_FOUND', 'ALREADY_EXISTS', 'FAILED_PRECONDITION'];
+
+/** The log level for a failure: `warn` for a caller's mistake (see {@link callerMistakeCodes}), else `error`. */
+export function failureLogLevel(error: unknown): 'warn' | 'error' {
+  return isWsdError(error) && callerMistakeCodes.includes(error.code) ? 'warn' : 'error';
+}
+
 /** Wraps anything thrown into a WsdError, keeping an existing WsdError (of any copy of wsd) as it is. */
 export function toWsdError(error: unknown, fallback: WsdErrorCode = 'INTERNAL', context?: string): WsdError {
   if (isWsdError(error)) return error;

@@ -1,5 +1,6 @@
 import type { CatalogEntry } from '../core/kernel/registry.js';
 import { diskSpaceHealthPlugin } from './health/disk-space/plugin.js';
+import { quotaHealthPlugin } from './health/quota/plugin.js';
 import { storageHealthPlugin } from './health/storage/plugin.js';
 import { workingAreaHealthPlugin } from './health/working-area/plugin.js';
 import { backupInitializerPlugin } from './initializer/backup/plugin.js';
@@ -9,15 +10,21 @@ import { emptyInitializerPlugin } from './initializer/empty/plugin.js';
 import { gitInitializerPlugin } from './initializer/git/plugin.js';
 import { prebuildInitializerPlugin } from './initializer/prebuild/plugin.js';
 import { snapshotInitializerPlugin } from './initializer/snapshot/plugin.js';
+import { loopQuotaPlugin } from './quota/loop/plugin.js';
 import { noneQuotaPlugin } from './quota/none/plugin.js';
+import { azureStoragePlugin } from './storage/azure/plugin.js';
+import { gcsStoragePlugin } from './storage/gcs/plugin.js';
 import { localStoragePlugin } from './storage/local/plugin.js';
 import { s3StoragePlugin } from './storage/s3/plugin.js';
 
 /** Every plugin that ships with wsd. The one list: a built-in that is not here does not exist. */
 export const builtinPlugins: readonly CatalogEntry[] = [
   localStoragePlugin,
+  azureStoragePlugin,
+  gcsStoragePlugin,
   s3StoragePlugin,
   noneQuotaPlugin,
+  loopQuotaPlugin,
   emptyInitializerPlugin,
   backupInitializerPlugin,
   snapshotInitializerPlugin,
@@ -28,4 +35,5 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   workingAreaHealthPlugin,
   diskSpaceHealthPlugin,
   storageHealthPlugin,
+  quotaHealthPlugin,
 ].map((plugin) => ({ plugin, source: 'built-in' }));

@@ -10,7 +10,7 @@ import type { AdminServiceHandlers } from './generated/wsd/v1/AdminService.js';
 import type { BackupInfo } from './generated/wsd/v1/BackupInfo.js';
 import type { WorkspaceSummary } from './generated/wsd/v1/WorkspaceSummary.js';
 import type { WorkspaceState as ProtoState } from './generated/wsd/v1/WorkspaceState.js';
-import { toGitStatus } from './content-service.js';
+import { toGitStatus, toInitRequest } from './content-service.js';
 import { unary } from './unary.js';
 
 export interface AdminSources {
@@ -35,7 +35,8 @@ export function adminServiceHandlers(sources: AdminSources, log: Logger): AdminS
       return {
         summary: summary(record),
         folder: record.folder,
-        quota_limit_bytes: record.storageQuotaBytes,
+        // The limit in force: a volume strategy gives storage_quota_bytes 0 its default size (handle.limitBytes).
+        quota_limit_bytes: usage.limitBytes ?? record.quota?.limitBytes ?? record.storageQuotaBytes,
         ...(usage.usedBytes !== undefined ? { quota_used_bytes: usage.usedBytes } : {}),
         last_backup: record.lastBackup ? { url: record.lastBackup.key, size_bytes: record.lastBackup.sizeBytes, created_at: record.lastBackup.createdAt } : null,
         last_error: record.lastError ?? '',
@@ -43,6 +44,8 @@ export function adminServiceHandlers(sources: AdminSources, log: Logger): AdminS
         remote_storage_disabled: record.remoteStorageDisabled,
         initializer: record.initializer.kind,
         git_status: gitStatus ? toGitStatus(gitStatus) : null,
+        warnings: record.initWarnings ?? [],
+        restored_from: record.restoredFrom ?? '',
         snapshots: record.snapshots.map((s) => ({
           name: s.name,
           status: s.status,
@@ -60,6 +63,23 @@ export function adminServiceHandlers(sources: AdminSources, log: Logger): AdminS
       const { backups, snapshots, latest } = await workspaces.listArchives(target);
       return { backups: backups.map(backupInfo), snapshots: snapshots.map(backupInfo), latest: latest?.object ?? '' };
     }),
+    InitWorkspace: unary('InitWorkspace', log, async (request) => {
+      const outcome = await workspaces.init(toInitRequest(request));
+      return { content_source: outcome.source, warnings: outcome.warnings, restored_from: outcome.restoredFrom ?? '' };
+    }),
+    GetOperationProgress: unary('GetOperationProgress', log, async ({ id }) => ({
+      operations: workspaces.operationProgress(id).map((p) => ({
+        operation: p.operation,
+        phase: p.phase,
+        done: p.done,
+        bytes: p.bytes,
+        total_bytes: p.totalBytes,
+        files: p.files,
+        started_at: p.startedAt,
+        updated_at: p.updatedAt,
+        error: p.error ?? '',
+      })),
+    })),
     GetPluginStatus: unary('GetPluginStatus', log, async () => ({
       plugins: sources.plugins().map((p) => ({ kind: p.kind, id: p.id, source: p.source, status: p.status, reason: p.reason ?? '' })),
     })),

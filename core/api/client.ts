@@ -7,6 +7,8 @@ import type { ListWorkspacesResponse__Output } from './generated/wsd/v1/ListWork
 import type { NodeStatus__Output } from './generated/wsd/v1/NodeStatus.js';
 import type { GetPluginStatusResponse__Output } from './generated/wsd/v1/GetPluginStatusResponse.js';
 import type { WorkspaceDetail__Output } from './generated/wsd/v1/WorkspaceDetail.js';
+import type { InitWorkspaceResult__Output } from './generated/wsd/v1/InitWorkspaceResult.js';
+import type { GetOperationProgressResponse__Output } from './generated/wsd/v1/GetOperationProgressResponse.js';
 import type { GitStatus__Output } from './generated/contentservice/GitStatus.js';
 import type { InitWorkspaceRequest } from './generated/wsdaemon/InitWorkspaceRequest.js';
 import type { WorkspaceContentServiceClient } from './generated/wsdaemon/WorkspaceContentService.js';
@@ -18,8 +20,11 @@ export type { WorkspaceInitializer } from './generated/contentservice/WorkspaceI
 export interface WsdClientOptions {
   /** `host:port` of the daemon's gRPC API. */
   address: string;
-  /** TLS: CA to trust, and a client certificate + key for mutual TLS. Plaintext when omitted. */
-  tls?: { caFile?: string; certFile?: string; keyFile?: string; serverName?: string };
+  /**
+   * TLS: CA to trust, and a client certificate + key for mutual TLS, as files or as their content (`ca`, `cert`,
+   * `key` win over the files). Plaintext when omitted.
+   */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; ca?: Buffer; cert?: Buffer; key?: Buffer; serverName?: string };
   /** Per-call deadline in ms (default: none; InitWorkspace of a large repository can take minutes). */
   timeoutMs?: number;
 }
@@ -45,6 +50,19 @@ export class WsdClient {
 
   initWorkspace(request: InitWorkspaceRequest): Promise<void> {
     return this.#call(this.#content, 'InitWorkspace', request).then(() => undefined);
+  }
+
+  /**
+   * InitWorkspace through the admin service: the same operation, answered with the content source and the
+   * warnings (what did not go as asked). Needs a wsd daemon (Gitpod's ws-daemon has no admin service).
+   */
+  initWorkspaceWithResult(request: InitWorkspaceRequest): Promise<InitWorkspaceResult__Output> {
+    return this.#call(this.#admin, 'InitWorkspace', request) as Promise<InitWorkspaceResult__Output>;
+  }
+
+  /** The running or last operations on a workspace, for progress displays (poll it while an operation runs). */
+  getOperationProgress(id: string, options: { timeoutMs?: number } = {}): Promise<GetOperationProgressResponse__Output> {
+    return this.#call(this.#admin, 'GetOperationProgress', { id }, options.timeoutMs) as Promise<GetOperationProgressResponse__Output>;
   }
 
   waitForInit(id: string): Promise<void> {
@@ -93,8 +111,8 @@ export class WsdClient {
     this.#admin.close();
   }
 
-  #call(client: Client, method: string, request: object): Promise<unknown> {
-    const options: CallOptions = this.#timeoutMs ? { deadline: Date.now() + this.#timeoutMs } : {};
+  #call(client: Client, method: string, request: object, timeoutMs = this.#timeoutMs): Promise<unknown> {
+    const options: CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
     return new Promise((resolve, reject) => {
       const fn = (client as unknown as Record<string, Function>)[method]!;
       fn.call(client, request, new Metadata(), options, (error: ServiceError | null, response: unknown) => (error ? reject(error) : resolve(response)));
@@ -104,8 +122,8 @@ export class WsdClient {
 
 function channelCredentials(tls: WsdClientOptions['tls']): ChannelCredentials {
   if (!tls) return credentials.createInsecure();
-  const read = (file?: string) => (file ? readFileSync(file) : null);
-  return credentials.createSsl(read(tls.caFile), read(tls.keyFile), read(tls.certFile));
+  const read = (content: Buffer | undefined, file: string | undefined) => content ?? (file ? readFileSync(file) : null);
+  return credentials.createSsl(read(tls.ca, tls.caFile), read(tls.key, tls.keyFile), read(tls.cert, tls.certFile));
 }
 
 /** The field a failed call named (`wsd-field` trailer), if any. */

@@ -2,17 +2,22 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { HealthReport } from '../health/health-monitor.js';
+import type { StatusReport } from '../observability/status-report.js';
+import { refreshSeconds, renderStatusPage, statusPageHeaders } from './status-page.js';
 
 export interface ProbeSources {
   metrics: Registry;
   /** Whether the daemon has started and is not shutting down. */
   running(): boolean;
   health(): Promise<HealthReport>;
+  /** The operators' status page (`/`) and its JSON (`/status.json`); without it both are 404. */
+  status?: () => Promise<StatusReport>;
 }
 
 /**
  * `/healthz` (liveness: the process answers), `/readyz` (readiness: started, not stopping, all critical health
- * checks ok; the report as JSON either way) and `/metrics` (Prometheus text format).
+ * checks ok; the report as JSON either way), `/metrics` (Prometheus text format), and the read-only status page
+ * for operators: `/` (HTML, `?refresh=N` seconds) and `/status.json`.
  */
 export class ProbeServer {
   readonly #server: Server;
@@ -73,8 +78,19 @@ export class ProbeServer {
         res.writeHead(200, { 'content-type': this.#sources.metrics.contentType }).end(text);
         return;
       }
-      default:
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      case '/':
+      case '/status.json': {
+        if (!this.#sources.status) break;
+        const report = await this.#sources.status();
+        if (url.pathname === '/status.json') {
+          res.writeHead(200, { ...statusPageHeaders, 'content-type': 'application/json' }).end(`${JSON.stringify(report)}\n`);
+        } else {
+          const page = renderStatusPage(report, { refreshSeconds: refreshSeconds(url.searchParams) });
+          res.writeHead(200, { ...statusPageHeaders, 'content-type': 'text/html; charset=utf-8' }).end(page);
+        }
+        return;
+      }
     }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   }
 }

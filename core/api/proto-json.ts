@@ -8,7 +8,7 @@ function loadRoot(): protobuf.Root {
   if (!root) {
     root = new protobuf.Root();
     root.resolvePath = (_origin, target) => `${protoDir()}/${target}`;
-    root.loadSync('content-service-api/initializer.proto', { keepCase: true });
+    root.loadSync(['content-service-api/initializer.proto', 'wsdaemon/daemon.proto', 'wsd/v1/admin.proto'], { keepCase: true });
     root.resolveAll();
   }
   return root;
@@ -23,6 +23,46 @@ export function fromProtoJson(typeName: string, json: unknown): Record<string, u
   const type = loadRoot().lookupType(typeName);
   const message = type.fromObject(normalize(type, json, ''));
   return type.toObject(message, { enums: String, longs: Number, oneofs: true }) as Record<string, unknown>;
+}
+
+/**
+ * Writes a message, as grpc-js hands it over (field names as in the .proto, enums by name, int64 as numbers), in the
+ * proto3 JSON mapping — what `--json` prints and what `fromProtoJson` and grpcurl read: lowerCamel JSON names,
+ * enums by name, 64-bit integers as decimal strings, bytes as base64. Fields with default values are included
+ * (the mapping's "emit defaults" option), so a script finds `"exists": false` rather than nothing; unset
+ * message fields are left out.
+ */
+export function toProtoJson(typeName: string, value: unknown): Record<string, unknown> {
+  return messageToJson(loadRoot().lookupType(typeName), value ?? {});
+}
+
+const int64Types = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
+
+function messageToJson(type: protobuf.Type, value: unknown): Record<string, unknown> {
+  const message = (value ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const field of type.fieldsArray) {
+    const raw = message[field.name];
+    // Unset message fields, and unset proto3 `optional` scalars (their synthetic oneof names no member).
+    if (raw === undefined || raw === null) continue;
+    if (field.partOf && field.partOf.name.startsWith('_') && message[field.partOf.name] !== field.name) continue;
+    const one = (item: unknown): unknown => scalarToJson(field, item);
+    out[jsonName(field.name)] = field.map
+      ? Object.fromEntries(Object.entries(raw as Record<string, unknown>).map(([k, v]) => [k, one(v)]))
+      : field.repeated
+        ? (raw as unknown[]).map(one)
+        : one(raw);
+  }
+  return out;
+}
+
+function scalarToJson(field: protobuf.Field, value: unknown): unknown {
+  const resolved = field.resolvedType;
+  if (resolved instanceof protobuf.Type) return messageToJson(resolved, value);
+  if (resolved instanceof protobuf.Enum) return typeof value === 'number' ? (resolved.valuesById[value] ?? value) : value;
+  if (int64Types.has(field.type)) return String(value);
+  if (field.type === 'bytes') return Buffer.isBuffer(value) ? value.toString('base64') : value;
+  return value;
 }
 
 /** protoc's JSON name: underscores dropped, the next letter upper-cased (`upstream_Remote_uri` → `upstreamRemoteUri`). */

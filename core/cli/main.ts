@@ -16,7 +16,11 @@ const program = new Command('wsd')
   .description('wsd — the workspace daemon: initializes, backs up, snapshots and quota-limits workspaces on a node')
   .version(wsdVersion)
   .showHelpAfterError()
-  .enablePositionalOptions();
+  .enablePositionalOptions()
+  // Every usage error commander detects (unknown option or command, missing option or argument, an invalid value,
+  // a bare command that needs a subcommand) exits 2, as the README promises; help and --version exit 0. Set before
+  // the subcommands are added: they inherit it.
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
 
 registerRunCommand(program);
 registerConfigCommands(program);

@@ -60,7 +60,9 @@ function renderField(key: string, field: JsonSchema, indent: number): string[] {
   const pad = ' '.repeat(indent);
   const lines = comment(field.description, indent);
   if (field.properties) {
-    const block = [`${pad}${key}:`, ...Object.entries(field.properties).flatMap(([k, f]) => renderField(k, f, indent + 2))];
+    const children = Object.entries(field.properties).flatMap(([k, f]) => renderField(k, f, indent + 2));
+    // A section whose fields are all unset would read back as `key: null`; `{}` keeps the file valid.
+    const block = [children.every((l) => /^\s*#/.test(l)) ? `${pad}${key}: {}` : `${pad}${key}:`, ...children];
     // An optional section with no default (e.g. api.tls) is shown switched off: present, commented out.
     lines.push(...(field.default === undefined ? block.map(commentOut) : block));
   } else if (field.default !== undefined) {

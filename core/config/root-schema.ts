@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { parseDurationMs } from './units.js';
+import { sizeSchema } from './size-schema.js';
 
 /** `host:port` or `[v6]:port`; port 0 picks a free port (the bound one is logged). */
 export const addressSchema = z.string().check((ctx) => {
@@ -16,13 +18,12 @@ export function isLoopback(address: string): boolean {
 /** A duration: seconds as a number, or a string like `90s`, `15m`, `1h30m`, `500ms`. Parsed to milliseconds. */
 export const durationSchema = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
   if (typeof value === 'number') return value * 1000;
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== value.replace(/\s+/g, '')) {
+  const ms = parseDurationMs(value);
+  if (ms === undefined) {
     ctx.issues.push({ code: 'custom', input: value, message: 'must be a duration like 30s, 15m, 1h30m (or a number of seconds)' });
     return z.NEVER;
   }
-  return parts.reduce((ms, p) => ms + Number(p[1]) * units[p[2]!]!, 0);
+  return ms;
 });
 
 /** A plugin id as config names it. */
@@ -54,9 +55,13 @@ export const rootConfigSchema = z.strictObject({
   http: z
     .strictObject({
       address: addressSchema.default('127.0.0.1:9500').describe('Where /healthz, /readyz and /metrics are served.'),
+      statusPage: z
+        .boolean()
+        .default(true)
+        .describe('Serve the read-only status page for operators (/ and /status.json): plugins, disk, workspaces with their owners, recent error texts; served at http.address too. Turn it off where people who must not see those can reach that address.'),
     })
     .prefault({})
-    .describe('The HTTP endpoint for probes and Prometheus.'),
+    .describe('The HTTP endpoint for probes, Prometheus and the status page.'),
   api: z
     .strictObject({
       address: addressSchema.default('127.0.0.1:8080').describe('Where the gRPC API (WorkspaceContentService, wsd.v1.AdminService) listens.'),
@@ -99,6 +104,9 @@ export const rootConfigSchema = z.strictObject({
         .describe('File (relative to the workspace folder) written when content is ready and left out of every archive; empty to disable.'),
       backupWins: z.boolean().default(true).describe('When a backup of the workspace exists, InitWorkspace restores it instead of running the given initializer.'),
       allowSpecialFiles: z.boolean().default(false).describe('Let restores create device nodes and fifos (refused by default).'),
+      minFree: sizeSchema
+        .prefault(0)
+        .describe('The disk guard: while the working area\'s file system has less free space than this, InitWorkspace is refused (RESOURCE_EXHAUSTED) and the disk-space health check fails; accepted again once space is freed. 0 turns the guard off.'),
       preserveSetuid: z.boolean().default(false).describe('Keep setuid/setgid bits of restored files (cleared by default: a restore as root must not create setuid-root programs). Folders keep setgid.'),
     })
     .prefault({})

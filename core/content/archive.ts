@@ -22,6 +22,8 @@ export interface ArchiveStats {
 export interface ArchiveStream {
   /** The compressed archive, of unknown length; errors if tar or zstd fail. */
   stream: Readable;
+  /** Entries tar has archived so far (for progress reports). */
+  filesSoFar(): number;
   /**
    * Settles once both tar and zstd have exited. Only a resolved `done` means the archive is complete: callers must
    * await it before making the archive current.
@@ -82,7 +84,7 @@ export function createArchive(dir: string, options: { level?: number; exclude?: 
       zstd.kill();
     }
   });
-  return { stream: output, done };
+  return { stream: output, done, filesSoFar: () => files };
 }
 
 export interface ExtractOptions {

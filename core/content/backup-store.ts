@@ -7,6 +7,7 @@ import { WsdError, isWsdError, toWsdError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { PutOptions, StorageBackend } from '../storage/storage-backend.js';
 import type { ArchiveManifest, ArchiveService } from '../initializer/archive-service.js';
+import type { ProgressReporter } from '../initializer/content-initializer.js';
 import { archiveFormat, createArchive, extractArchive, type ExtractOptions } from './archive.js';
 import { DigestStream } from './digest-stream.js';
 import { Semaphore } from './semaphore.js';
@@ -90,13 +91,17 @@ export class BackupStore implements ArchiveService {
    * Archives `dir` under `key` and commits it; for backups, then deletes backups beyond `keep`. Returns the manifest
    * once the archive is current. `exclude` lists paths (relative to `dir`) left out of the archive.
    */
-  write(target: ArchiveTarget, dir: string, kind: ArchiveKind, options: { key?: string; exclude?: string[] } = {}): Promise<BackupManifest> {
-    return this.#uploads.run(() => this.#write(target, dir, kind, options.key ?? this.newArchiveKey(target, kind), options.exclude ?? []));
+  write(target: ArchiveTarget, dir: string, kind: ArchiveKind, options: { key?: string; exclude?: string[]; progress?: ProgressReporter } = {}): Promise<BackupManifest> {
+    const progress = options.progress ?? (() => {});
+    progress({ phase: 'waiting for an upload slot' });
+    return this.#uploads.run(() => this.#write(target, dir, kind, options.key ?? this.newArchiveKey(target, kind), options.exclude ?? [], progress));
   }
 
-  async #write(target: ArchiveTarget, dir: string, kind: ArchiveKind, key: string, exclude: string[]): Promise<BackupManifest> {
+  async #write(target: ArchiveTarget, dir: string, kind: ArchiveKind, key: string, exclude: string[], progress: ProgressReporter): Promise<BackupManifest> {
+    progress({ phase: 'archiving', bytes: 0, files: 0 });
     const archive = createArchive(dir, { level: this.#options.compressionLevel, exclude });
-    const digest = DigestStream.of(archive.stream);
+    // Bytes of the compressed archive handed to storage: what the upload has taken so far.
+    const digest = DigestStream.of(archive.stream, (bytes) => progress({ bytes, files: archive.filesSoFar() }));
     let stored = false;
     let manifestStored = false;
     let manifest: BackupManifest;
@@ -104,6 +109,7 @@ export class BackupStore implements ArchiveService {
       await this.#storage.put({ key, body: digest });
       stored = true;
       const stats = await archive.done;
+      progress({ phase: 'committing', bytes: digest.size, files: stats.files });
       if (stats.warnings.length > 0) this.#log.warn('files changed while archiving', { key, warnings: stats.warnings.slice(0, 5) });
       manifest = this.#sign({
         version: 1,
@@ -302,7 +308,7 @@ export class BackupStore implements ArchiveService {
    * with what is there (a composite's earlier children), never following a symlink in `dir`. On failure the staging
    * folder is removed and `dir` is as it was.
    */
-  async restore(manifest: BackupManifest, dir: string, signal?: AbortSignal, limits: { quotaBytes?: number } = {}): Promise<{ members: number }> {
+  async restore(manifest: BackupManifest, dir: string, signal?: AbortSignal, limits: { quotaBytes?: number; progress?: ProgressReporter } = {}): Promise<{ members: number }> {
     signal?.throwIfAborted();
     if (manifest.format !== archiveFormat) {
       throw new WsdError('FAILED_PRECONDITION', `archive ${manifest.object} has format ${JSON.stringify(manifest.format)}; this wsd reads ${archiveFormat}`);
@@ -311,7 +317,9 @@ export class BackupStore implements ArchiveService {
     await mkdir(staging, { mode: 0o700 });
     try {
       const { body } = await this.#storage.get({ key: manifest.object, ...(signal ? { signal } : {}) });
-      const digest = DigestStream.of(body);
+      // Bytes of the stored archive read so far, out of its recorded size.
+      limits.progress?.({ phase: 'restoring', bytes: 0, totalBytes: manifest.size, files: 0 });
+      const digest = DigestStream.of(body, limits.progress ? (bytes) => limits.progress!({ bytes }) : undefined);
       let result: { members: number };
       try {
         result = await extractArchive(digest, staging, {
@@ -325,6 +333,7 @@ export class BackupStore implements ArchiveService {
       if (digest.size !== manifest.size || digest.sha256 !== manifest.sha256) {
         throw new WsdError('DATA_LOSS', `archive ${manifest.object} is corrupt: expected ${manifest.size} bytes sha256 ${manifest.sha256}, read ${digest.size} bytes sha256 ${digest.sha256}`);
       }
+      limits.progress?.({ files: result.members });
       await moveInto(staging, dir);
       return result;
     } finally {

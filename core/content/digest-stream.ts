@@ -3,21 +3,31 @@ import { Transform } from 'node:stream';
 
 /** A pass-through that measures what flows through it: size and sha256, read once the stream has ended. */
 export class DigestStream extends Transform {
-  /** `source` piped through a new meter; an error of `source` fails the meter too (pipe() alone would not). */
-  static of(source: NodeJS.ReadableStream & { once(event: 'error', listener: (error: Error) => void): unknown }): DigestStream {
-    const meter = new DigestStream();
+  /**
+   * `source` piped through a new meter; an error of `source` fails the meter too (pipe() alone would not).
+   * `onSize` hears the running size after each chunk (for progress reports).
+   */
+  static of(source: NodeJS.ReadableStream & { once(event: 'error', listener: (error: Error) => void): unknown }, onSize?: (size: number) => void): DigestStream {
+    const meter = new DigestStream(onSize);
     source.once('error', (error) => meter.destroy(error));
     source.pipe(meter);
     return meter;
   }
 
   readonly #hash = createHash('sha256');
+  readonly #onSize: ((size: number) => void) | undefined;
   size = 0;
   #digest: string | undefined;
+
+  constructor(onSize?: (size: number) => void) {
+    super();
+    this.#onSize = onSize;
+  }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
     this.#hash.update(chunk);
     this.size += chunk.length;
+    this.#onSize?.(this.size);
     callback(null, chunk);
   }
 

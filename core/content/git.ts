@@ -75,10 +75,17 @@ export async function git(args: string[], options: GitOptions): Promise<string> 
   return result.stdout;
 }
 
-/** Access problems are permanent (PERMISSION_DENIED); unknown repositories NOT retried either; the rest transient. */
+/**
+ * Access problems are permanent (PERMISSION_DENIED); unknown repositories are not retried either, nor failures of
+ * the local file system (a folder that vanished, a full or read-only disk: another try cannot fix them, and they say
+ * nothing about the remote); the rest is transient.
+ */
 export function gitFailure(command: string, result: GitResult): WsdError {
   const text = result.stderr.trim();
   const last = text.split('\n').filter((l) => l.trim()).slice(-2).join(' / ') || `exit ${result.code}`;
+  if (/(No such file or directory|Unable to read current working directory|could not create (work tree|leading directories)|No space left on device|Read-only file system|Disk quota exceeded)/i.test(text)) {
+    return new WsdError(/No space left|Disk quota/i.test(text) ? 'RESOURCE_EXHAUSTED' : 'FAILED_PRECONDITION', `git ${command}: local file system: ${last}`);
+  }
   if (/Authentication failed|could not read (Username|Password)|HTTP Basic: Access denied|\b401\b|\b403\b|Permission denied \(publickey/i.test(text)) {
     return new WsdError('PERMISSION_DENIED', `git ${command}: access denied: ${last}`);
   }

@@ -51,7 +51,27 @@ export interface InitializeOptions<Spec = unknown> {
   user?: { uid: number; gid: number };
   /** The workspace's disk quota in bytes (absent or 0: none). Restores pass it on: an archive larger stops early. */
   quotaBytes?: number;
+  /**
+   * Where to report what the initializer is doing, for the caller's progress display (`GetOperationProgress`):
+   * a phase when it changes (`cloning`, `fetching commit`, …), bytes and files when it can count them. Cheap to
+   * call often; absent when nobody listens. Restores through `archives` report on their own.
+   */
+  progress?: ProgressReporter;
 }
+
+/** One progress report: any of the fields, each replacing what was reported before. */
+export interface ProgressUpdate {
+  /** What the operation is doing now, in a few words (`archiving`, `cloning`). */
+  phase?: string;
+  /** Bytes moved so far in this phase. */
+  bytes?: number;
+  /** Bytes this phase will move in all, when known. */
+  totalBytes?: number;
+  /** Entries (files, folders, links) handled so far. */
+  files?: number;
+}
+
+export type ProgressReporter = (update: ProgressUpdate) => void;
 
 export interface InitializerLookup {
   /** The initializer for `kind`, or `FAILED_PRECONDITION` when no such plugin is enabled. */
@@ -65,6 +85,12 @@ export interface InitializeResult {
   source: ContentSource;
   /** One entry per initializer that ran (a composite yields its children's). */
   stats: InitializerStats[];
+  /**
+   * What did not go as the spec asked although the content is usable — a branch that does not exist (the default
+   * branch was cloned), submodules or an upstream left out — in sentences for the person who asked. Returned to
+   * the caller of InitWorkspace (admin API) and shown by describe. A composite yields its children's.
+   */
+  warnings?: string[];
 }
 
 export interface InitializerStats {

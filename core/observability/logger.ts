@@ -1,13 +1,13 @@
 /**
- * Structured JSON logs: one event per line, with the bound fields (plugin, workspace id, operation) on each.
- * Deliberately tiny: the daemon logs little, and a line must never be lost to an async transport at exit.
+ * Structured JSON logs through pino: one object per line, with the bound fields (plugin, workspace id, operation) on
+ * each. Lines are written synchronously (a line must never be lost to an async transport when the process exits at
+ * once, as `wsd run` does after a stop), and every line passes the one redaction step below.
  */
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 import { redactValue, scrubSecrets } from './redact.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
-
-const levelRank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {
   debug(msg: string, fields?: LogFields): void;
@@ -23,24 +23,30 @@ export interface LogSink {
 }
 
 export function createLogger(options: { level?: LogLevel; sink?: LogSink; fields?: LogFields } = {}): Logger {
-  const min = levelRank[options.level ?? 'info'];
-  const sink = options.sink ?? process.stdout;
-  const make = (bound: LogFields): Logger => {
-    const emit = (level: LogLevel, msg: string, fields?: LogFields) => {
-      if (levelRank[level] < min) return;
-      // Bound fields were redacted when bound; secrets never reach a line (see redact.ts).
-      const line = { time: new Date().toISOString(), level, msg: scrubSecrets(msg), ...bound, ...serializeFields(fields) };
-      sink.write(`${JSON.stringify(line)}\n`);
-    };
-    return {
-      debug: (msg, fields) => emit('debug', msg, fields),
-      info: (msg, fields) => emit('info', msg, fields),
-      warn: (msg, fields) => emit('warn', msg, fields),
-      error: (msg, fields) => emit('error', msg, fields),
-      child: (fields) => make({ ...bound, ...serializeFields(fields) }),
-    };
-  };
-  return make(options.fields ?? {});
+  const destination: DestinationStream = options.sink ?? pino.destination({ dest: 1, sync: true });
+  const root = pino(
+    {
+      level: options.level ?? 'info',
+      base: null,
+      messageKey: 'msg',
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: {
+        level: (label) => ({ level: label }),
+        // The one redaction step for a line's fields (a child's are redacted once, when bound): secret-named keys
+        // at any depth and credentials inside strings (URLs with user info, tokens) never reach a line (redact.ts).
+        log: (fields) => serializeFields(fields) ?? {},
+      },
+    },
+    destination,
+  );
+  const wrap = (logger: PinoLogger): Logger => ({
+    debug: (msg, fields) => logger.debug(fields ?? {}, scrubSecrets(msg)),
+    info: (msg, fields) => logger.info(fields ?? {}, scrubSecrets(msg)),
+    warn: (msg, fields) => logger.warn(fields ?? {}, scrubSecrets(msg)),
+    error: (msg, fields) => logger.error(fields ?? {}, scrubSecrets(msg)),
+    child: (fields) => wrap(logger.child(serializeFields(fields) ?? {})),
+  });
+  return wrap(options.fields ? root.child(serializeFields(options.fields) ?? {}) : root);
 }
 
 /** A logger that drops everything; for tests and for commands that must keep stdout clean. */

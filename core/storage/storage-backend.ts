@@ -26,8 +26,8 @@ import { createToken } from '../kernel/token.js';
  * - A successful `put` is durable when it returns (the data survives a daemon crash right after), and a `head`/`get`
  *   that starts after it returns sees it (read-after-write; S3, GCS and Azure are strongly consistent).
  * - `NOT_FOUND` is the only code for a missing key; `delete` of a missing key succeeds.
- * - `list` returns keys in ascending order of their UTF-8 bytes (what S3, GCS and Azure return; not JavaScript's
- *   default UTF-16 string order, which differs above U+FFFF).
+ * - `list` returns keys in ascending order of their UTF-8 bytes (what S3 and GCS return; not JavaScript's default
+ *   UTF-16 string order, which differs above U+FFFF — and which Azure returns: `storage/azure` re-orders).
  * - Every method honours `signal`: on abort it stops work and rejects with `CANCELLED`.
  * - Every failure is a `WsdError` of the closed set in `core/errors.ts`: `INVALID_ARGUMENT` (bad key, range, option
  *   or an option the backend does not support), `NOT_FOUND`, `ALREADY_EXISTS` and `FAILED_PRECONDITION` (the two

@@ -52,6 +52,8 @@ export interface WorkspaceRecord {
   initStats?: InitializerStats[];
   /** Set when "a backup always wins" replaced the requested initializer: the backup that was restored. */
   restoredFrom?: string;
+  /** What did not go as the init request asked (a missing branch, a backup restored instead, …), for describe. */
+  initWarnings?: string[];
   lastBackup?: BackupRef;
   snapshots: SnapshotOperation[];
   lastError?: string;

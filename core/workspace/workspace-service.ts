@@ -4,14 +4,17 @@ import type { Registry } from 'prom-client';
 import { BackupScheduler } from '../content/backup-scheduler.js';
 import type { BackupManifest, BackupStore } from '../content/backup-store.js';
 import { treeFingerprint } from '../content/tree-fingerprint.js';
-import { WsdError, isWsdError, toWsdError } from '../errors.js';
-import type { InitializeResult, InitializerLookup } from '../initializer/content-initializer.js';
+import { WsdError, failureLogLevel, isWsdError, toWsdError } from '../errors.js';
+import type { ContentSource, InitializeResult, InitializerLookup, ProgressReporter } from '../initializer/content-initializer.js';
+import type { DiskGuard } from '../health/disk-guard.js';
 import type { Logger } from '../observability/logger.js';
+import type { RecentFailures } from '../observability/recent-failures.js';
 import { redactValue, scrubSecrets } from '../observability/redact.js';
 import type { QuotaStrategy } from '../quota/quota-strategy.js';
 import type { StorageBackend } from '../storage/storage-backend.js';
 import { KeyedLock } from './keyed-lock.js';
-import { writeReadyMarker } from './ready-marker.js';
+import { ProgressBoard, type OperationProgress } from './operation-progress.js';
+import { excludeReadyMarkerFromGit, writeReadyMarker } from './ready-marker.js';
 import { WorkspaceMetrics } from './workspace-metrics.js';
 import { WorkspaceQuotas } from './workspace-quotas.js';
 import { SessionStore } from './session-store.js';
@@ -79,11 +82,24 @@ export interface WorkspaceServiceDeps {
   metrics?: Registry;
   /** Reads the git status of a workspace before it is removed; none means an empty status. */
   gitStatus?: GitStatusReader;
+  /** Where failed operations are listed for operators (the status page). */
+  failures?: RecentFailures;
+  /** Refuses new workspaces while the working area is short of free space (`workspaces.minFree`). */
+  diskGuard?: Pick<DiskGuard, 'assertRoom'>;
+}
+
+/** What InitWorkspace achieved: where the content came from and what did not go as asked. */
+export interface InitOutcome {
+  source: ContentSource;
+  /** Sentences for the caller: a missing branch, a backup restored instead of the requested initializer, … */
+  warnings: string[];
+  /** Set when "a backup always wins" restored this backup instead of running the requested initializer. */
+  restoredFrom?: string;
 }
 
 interface Entry {
   record: WorkspaceRecord;
-  init?: Promise<void>;
+  init?: Promise<InitOutcome>;
   dispose?: Promise<GitStatusReport | undefined>;
 }
 
@@ -113,6 +129,7 @@ export class WorkspaceService {
   readonly #shutdown = new AbortController();
   readonly #log: Logger;
   readonly #metrics: WorkspaceMetrics;
+  readonly #progress = new ProgressBoard();
 
   constructor(deps: WorkspaceServiceDeps) {
     this.#deps = deps;
@@ -140,7 +157,7 @@ export class WorkspaceService {
     const { records, unreadable } = await this.#store.loadAll();
     for (const { id, file } of unreadable) this.#blocked.set(id, file);
     for (const record of records) this.#entries.set(record.id, { record });
-    await this.#quotas.recover(records);
+    await this.#quotas.recover(records, [...this.#blocked.keys()]);
     for (const record of records) {
       const log = this.#log.child({ workspaceId: record.id });
       if (record.state === 'initializing') {
@@ -153,6 +170,7 @@ export class WorkspaceService {
           },
         );
         await this.#update(record, { state: 'failed', ...(released ? { quota: undefined } : {}), lastError: 'init was interrupted by a daemon restart' });
+        this.#recordFailure(record.id, 'init', new WsdError('UNAVAILABLE', record.lastError!));
       } else if (record.state === 'disposing' || record.state === 'disposed') {
         log.info('finishing an interrupted dispose', { backup: record.dispose?.backup ?? false });
         this.#startDispose(this.#entries.get(record.id)!, record.dispose?.backup ?? false).catch((error: unknown) =>
@@ -167,8 +185,11 @@ export class WorkspaceService {
     }
   }
 
-  /** Creates and fills a workspace; resolves when it is ready. Runs to completion even if the caller goes away. */
-  async init(request: InitRequest): Promise<void> {
+  /**
+   * Creates and fills a workspace; resolves when it is ready, with what came of it. Runs to completion even if the
+   * caller goes away.
+   */
+  async init(request: InitRequest): Promise<InitOutcome> {
     assertValidWorkspaceId(request.id);
     assertValidKeySegment(request.owner, 'metadata.owner');
     assertValidKeySegment(request.metaId, 'metadata.meta_id');
@@ -176,6 +197,8 @@ export class WorkspaceService {
       throw new WsdError('INVALID_ARGUMENT', 'storage_quota_bytes must be a non-negative integer', { field: 'storage_quota_bytes' });
     }
     const plugin = this.#deps.initializers.get(request.initializer.kind); // an unknown kind fails before anything is created
+    // Before the checks below, which must run without an await between them and the entry they guard.
+    await this.#deps.diskGuard?.assertRoom();
     if (this.#shutdown.signal.aborted) throw new WsdError('UNAVAILABLE', 'wsd is shutting down');
 
     this.#assertNotBlocked(request.id);
@@ -209,7 +232,8 @@ export class WorkspaceService {
     };
     const entry: Entry = { record };
     this.#entries.set(request.id, entry);
-    entry.init = this.#track(this.#lock.run(request.id, () => this.#init(record, request.initializer.spec)));
+    const progress = this.#progress.start(request.id, 'init');
+    entry.init = this.#track(this.#lock.run(request.id, () => progress.run(() => this.#recorded(record.id, 'init', () => this.#init(record, request.initializer.spec, progress.report)))));
     return entry.init;
   }
 
@@ -235,10 +259,11 @@ export class WorkspaceService {
   /** Stores a backup now and returns it. FAILED_PRECONDITION unless ready and remote storage is enabled. */
   async backup(id: string): Promise<BackupRef> {
     const entry = this.#readyEntry(id, 'back up');
-    return this.#track(this.#lock.run(id, async () => {
+    const progress = this.#progress.start(id, 'backup');
+    return this.#track(this.#lock.run(id, () => progress.run(() => this.#recorded(id, 'backup', async () => {
       this.#assertReady(entry, 'back up');
-      return this.#archive(entry, 'backup');
-    }));
+      return this.#archive(entry, 'backup', { progress: progress.report });
+    }))));
   }
 
   /**
@@ -250,7 +275,8 @@ export class WorkspaceService {
     const name = this.#backups.newArchiveKey(entry.record, 'snapshot');
     const operation: SnapshotOperation = { name, status: 'running', startedAt: new Date().toISOString() };
     entry.record.snapshots = [...entry.record.snapshots, operation].slice(-20);
-    const run = this.#track(this.#lock.run(id, async () => {
+    const progress = this.#progress.start(id, 'snapshot');
+    const run = this.#track(this.#lock.run(id, () => progress.run(() => this.#recorded(id, 'snapshot', async () => {
       try {
         this.#assertReady(entry, 'snapshot');
       } catch (error) {
@@ -258,10 +284,10 @@ export class WorkspaceService {
         Object.assign(operation, { status: 'failed', error: (error as Error).message });
         throw error;
       }
-      await this.#archive(entry, 'snapshot', { key: name });
-    }));
+      await this.#archive(entry, 'snapshot', { key: name, progress: progress.report });
+    }))));
     if (options.returnImmediately) {
-      run.catch((error: unknown) => this.#log.error('snapshot failed', { workspaceId: id, name, error: error as Error }));
+      run.catch((error: unknown) => this.#log[failureLogLevel(error)]('snapshot failed', { workspaceId: id, name, error: error as Error }));
       return name;
     }
     await run;
@@ -282,13 +308,27 @@ export class WorkspaceService {
 
   /** Runs a dispose under the workspace's lock; callers arriving meanwhile share it. */
   #startDispose(entry: Entry, backup: boolean): Promise<GitStatusReport | undefined> {
-    const dispose = this.#track(this.#lock.run(entry.record.id, () => this.#dispose(entry, backup)));
+    const progress = this.#progress.start(entry.record.id, 'dispose');
+    const dispose = this.#track(this.#lock.run(entry.record.id, () => progress.run(() => this.#recorded(entry.record.id, 'dispose', () => this.#dispose(entry, backup, progress.report)))));
     entry.dispose = dispose;
     dispose.catch(() => {
       // A failed dispose (final backup failed) leaves the workspace ready; a later call starts afresh.
       if (entry.dispose === dispose) delete entry.dispose;
     });
     return dispose;
+  }
+
+  /**
+   * The running or last operation of each kind on a workspace (init, backup, periodic backup, snapshot, dispose),
+   * most recent first. Finished operations are remembered for a while, also after a dispose. NOT_FOUND when the
+   * workspace is unknown and nothing is remembered of it.
+   */
+  operationProgress(id: string): OperationProgress[] {
+    assertValidWorkspaceId(id);
+    const known = this.#progress.get(id);
+    if (known) return known;
+    if (this.#entries.has(id)) return [];
+    throw this.#missing(id);
   }
 
   list(): WorkspaceRecord[] {
@@ -335,7 +375,7 @@ export class WorkspaceService {
     if (this.#inFlight.size > 0) this.#log.warn('stopped with operations still running', { count: this.#inFlight.size });
   }
 
-  async #init(record: WorkspaceRecord, spec: unknown): Promise<void> {
+  async #init(record: WorkspaceRecord, spec: unknown, progress: ProgressReporter): Promise<InitOutcome> {
     const log = this.#log.child({ workspaceId: record.id, op: 'init', initializer: record.initializer.kind });
     const started = Date.now();
     const { quota: strategy } = this.#deps;
@@ -348,22 +388,29 @@ export class WorkspaceService {
         await this.#update(record, { quota: undefined });
       }
       // The strategy creates the folder (refusing one that exists); from here on the folder is wsd's to remove.
+      progress({ phase: 'provisioning' });
       const quota = await strategy.provision({ workspaceId: record.id, dir: record.folder, limitBytes: record.storageQuotaBytes, signal: this.#shutdown.signal });
       await this.#update(record, { quota });
       if (this.#settings.owner) await chown(record.folder, this.#settings.owner.uid, this.#settings.owner.gid);
       // Soft while restoring: a compressed backup can expand past a hard limit halfway through.
       if (softPhase) record.quota = await strategy.setLimit({ handle: quota, limitBytes: record.storageQuotaBytes, mode: 'soft' });
-      const result = await this.#fill(record, spec, log);
+      const result = await this.#fill(record, spec, log, progress);
+      progress({ phase: 'finishing' });
       if (softPhase) record.quota = await strategy.setLimit({ handle: record.quota!, limitBytes: record.storageQuotaBytes, mode: 'hard' });
-      await writeReadyMarker({ folder: record.folder, marker: this.#settings.readyMarker, result, ...(this.#settings.owner ? { owner: this.#settings.owner } : {}), log });
-      await this.#update(record, { state: 'ready', contentSource: result.source, initStats: result.stats });
+      const owner = this.#settings.owner ? { owner: this.#settings.owner } : {};
+      await writeReadyMarker({ folder: record.folder, marker: this.#settings.readyMarker, result, ...owner, log });
+      await excludeReadyMarkerFromGit({ folder: record.folder, marker: this.#settings.readyMarker, checkouts: this.#checkoutLocations(record), ...owner, log });
+      const warnings = result.warnings ?? [];
+      await this.#update(record, { state: 'ready', contentSource: result.source, initStats: result.stats, ...(warnings.length ? { initWarnings: warnings } : {}) });
       this.#scheduler.add(record.id);
       this.#metrics.initSeconds?.observe({ kind: record.initializer.kind, outcome: 'ok' }, (Date.now() - started) / 1000);
-      log.info('workspace ready', { source: result.source, durationMs: Date.now() - started });
+      log.info('workspace ready', { source: result.source, durationMs: Date.now() - started, ...(warnings.length ? { warnings } : {}) });
+      return { source: result.source, warnings, ...(record.restoredFrom ? { restoredFrom: record.restoredFrom } : {}) };
     } catch (error) {
       const failure = initFailure(error, record.initializer.kind);
       this.#metrics.initSeconds?.observe({ kind: record.initializer.kind, outcome: failure.code }, (Date.now() - started) / 1000);
-      log.error('init failed', { error: failure });
+      // Judged by what the initializer threw: a missing backup is the caller's mistake, a failing tar is not.
+      log[failureLogLevel(toWsdError(error))]('init failed', { error: failure });
       // Only what this call created: without a quota handle the folder (if any) was there before and is not ours.
       // A release that fails keeps the handle, so a dispose or the next init of this id releases it.
       const released = await this.#quotas.release(record, log).then(
@@ -382,17 +429,22 @@ export class WorkspaceService {
    * Runs the requested initializer — or, when "a backup always wins" and the workspace has a backup, restores that
    * instead: a workspace that was ever backed up never silently starts from a fresh clone.
    */
-  async #fill(record: WorkspaceRecord, spec: unknown, log: Logger): Promise<InitializeResult> {
+  async #fill(record: WorkspaceRecord, spec: unknown, log: Logger, progress: ProgressReporter): Promise<InitializeResult> {
+    const quota = record.storageQuotaBytes ? { quotaBytes: record.storageQuotaBytes } : {};
     if (this.#settings.backupWins && !record.remoteStorageDisabled && record.initializer.kind !== 'backup') {
+      progress({ phase: 'looking for a backup' });
       const latest = await this.#backups.latestBackup(record);
       if (latest) {
         log.info('a backup exists; restoring it instead of the requested initializer', { backup: latest.object, requested: record.initializer.kind });
         const started = Date.now();
-        await this.#backups.restore(latest, record.folder, this.#shutdown.signal, { ...(record.storageQuotaBytes ? { quotaBytes: record.storageQuotaBytes } : {}) });
+        await this.#backups.restore(latest, record.folder, this.#shutdown.signal, { ...quota, progress });
         record.restoredFrom = latest.object;
-        return { source: 'from-backup', stats: [{ kind: 'backup', durationMs: Date.now() - started, bytes: latest.bytesUncompressed }] };
+        // Said to the caller: asking for `empty` (or a clone) and getting yesterday's work back must not be a surprise.
+        const warning = `workspace ${record.metaId} (owner ${record.owner}) has a backup: restored ${latest.object} (taken ${latest.createdAt}) instead of running the ${record.initializer.kind} initializer (workspaces.backupWins)`;
+        return { source: 'from-backup', stats: [{ kind: 'backup', durationMs: Date.now() - started, bytes: latest.bytesUncompressed }], warnings: [warning] };
       }
     }
+    progress({ phase: record.initializer.kind === 'git' ? 'cloning' : `initializing (${record.initializer.kind})` });
     return this.#deps.initializers.get(record.initializer.kind).initialize({
       spec: spec ?? {},
       dir: record.folder,
@@ -402,13 +454,14 @@ export class WorkspaceService {
       archives: {
         latestBackup: (target) => this.#backups.latestBackup(target),
         snapshot: (name) => this.#backups.snapshot(name),
-        restore: (manifest, dir, signal, limits) => this.#backups.restore(manifest, dir, signal, { ...limits, ...(record.storageQuotaBytes ? { quotaBytes: record.storageQuotaBytes } : {}) }),
+        restore: (manifest, dir, signal, limits) => this.#backups.restore(manifest, dir, signal, { ...limits, ...quota, progress }),
       },
+      progress,
       initializers: this.#deps.initializers,
       signal: this.#shutdown.signal,
       log,
       ...(this.#settings.owner ? { user: this.#settings.owner } : {}),
-      ...(record.storageQuotaBytes ? { quotaBytes: record.storageQuotaBytes } : {}),
+      ...quota,
     });
   }
 
@@ -418,11 +471,24 @@ export class WorkspaceService {
     if (!entry || entry.record.state !== 'ready' || entry.record.remoteStorageDisabled) return Promise.resolve('gone');
     return this.#track(this.#lock.run(id, async () => {
       if (entry.record.state !== 'ready' || this.#shutdown.signal.aborted) return 'gone';
-      const fingerprint = await treeFingerprint(entry.record.folder, { exclude: this.#excluded() });
-      if (fingerprint === entry.record.lastBackup?.fingerprint) return 'skipped';
-      await this.#archive(entry, 'backup', { fingerprint });
-      return 'stored';
+      return this.#recorded(id, 'periodic backup', async () => {
+        const fingerprint = await treeFingerprint(entry.record.folder, { exclude: this.#excluded() });
+        if (fingerprint === entry.record.lastBackup?.fingerprint) return 'skipped';
+        const progress = this.#progress.start(id, 'periodic-backup');
+        await progress.run(() => this.#archive(entry, 'backup', { fingerprint, progress: progress.report }));
+        return 'stored';
+      });
     }));
+  }
+
+  /** Where the workspace's initializer put checkouts (the plugin that owns the spec knows); the folder when it says none. */
+  #checkoutLocations(record: WorkspaceRecord): string[] {
+    try {
+      const locations = this.#deps.initializers.get(record.initializer.kind).checkoutLocations?.(record.initializer.spec, this.#deps.initializers);
+      return locations?.length ? locations : [''];
+    } catch {
+      return [''];
+    }
   }
 
   /** Left out of every archive: the ready marker must not come back with a restore before content is ready. */
@@ -430,7 +496,7 @@ export class WorkspaceService {
     return this.#settings.readyMarker ? [this.#settings.readyMarker] : [];
   }
 
-  async #dispose(entry: Entry, backup: boolean): Promise<GitStatusReport | undefined> {
+  async #dispose(entry: Entry, backup: boolean, progress: ProgressReporter): Promise<GitStatusReport | undefined> {
     const { record } = entry;
     this.#scheduler.remove(record.id);
     const log = this.#log.child({ workspaceId: record.id, op: 'dispose' });
@@ -463,7 +529,7 @@ export class WorkspaceService {
 
     if (wantsBackup && !finalBackupDone) {
       try {
-        await this.#archive(entry, 'backup', { key: archiveKey! });
+        await this.#archive(entry, 'backup', { key: archiveKey!, progress: (update) => progress({ ...update, ...(update.phase ? { phase: `final backup: ${update.phase}` } : {}) }) });
       } catch (error) {
         const cause = toWsdError(error);
         await this.#update(record, { state: 'ready', dispose: undefined, lastError: `final backup failed: ${cause.message}` });
@@ -475,12 +541,14 @@ export class WorkspaceService {
       await this.#update(record, { dispose: { backup: true, finalBackupDone: true, ...(archiveKey ? { archiveKey } : {}) } });
     }
 
+    progress({ phase: 'reading git status' });
     const gitStatus = await this.#deps.gitStatus?.(record.folder, record).catch((error: unknown) => {
       log.warn('cannot read git status', { error: error as Error });
       return undefined;
     });
     // The strategy removes the folder. If it fails (a volume still busy), the workspace stays `disposing` with its
     // handle and its final backup recorded, and a later dispose — or the next start — retries.
+    progress({ phase: 'removing' });
     await this.#quotas.release(record, log);
     await this.#update(record, { state: 'disposed', quota: undefined });
     await this.#store.delete(record.id);
@@ -489,7 +557,7 @@ export class WorkspaceService {
     return gitStatus;
   }
 
-  async #archive(entry: Entry, kind: 'backup' | 'snapshot', options: { key?: string; fingerprint?: string } = {}): Promise<BackupRef> {
+  async #archive(entry: Entry, kind: 'backup' | 'snapshot', options: { key?: string; fingerprint?: string; progress?: ProgressReporter } = {}): Promise<BackupRef> {
     const { record } = entry;
     const log = this.#log.child({ workspaceId: record.id, op: kind });
     const started = Date.now();
@@ -497,10 +565,12 @@ export class WorkspaceService {
     try {
       const exclude = this.#excluded();
       // Taken before archiving: a change made while the archive is written shows up as a change next time.
+      if (kind === 'backup' && !options.fingerprint) options.progress?.({ phase: 'scanning' });
       const fingerprint = kind === 'backup' ? (options.fingerprint ?? (await treeFingerprint(record.folder, { exclude }))) : undefined;
       const manifest = await this.#backups.write({ owner: record.owner, metaId: record.metaId, instanceId: record.id }, record.folder, kind, {
         ...(options.key ? { key: options.key } : {}),
         exclude,
+        ...(options.progress ? { progress: options.progress } : {}),
       });
       const ref: BackupRef = { key: manifest.object, sizeBytes: manifest.size, createdAt: manifest.createdAt, ...(fingerprint ? { fingerprint } : {}) };
       if (operation) Object.assign(operation, { status: 'done', sizeBytes: manifest.size });
@@ -552,6 +622,25 @@ export class WorkspaceService {
     // Error texts may quote a URL from the request; the state file (and describe) never holds its secrets.
     if (record.lastError) record.lastError = scrubSecrets(record.lastError);
     await this.#store.save(record);
+  }
+
+  /**
+   * Runs one operation a caller or the scheduler started; if it fails, it goes into the recent failures operators
+   * see. One place per operation, at its outermost boundary, so a failed final backup is one failed `dispose`, not
+   * also a failed `backup`.
+   */
+  async #recorded<T>(id: string, operation: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      this.#recordFailure(id, operation, error);
+      throw error;
+    }
+  }
+
+  #recordFailure(id: string, operation: string, error: unknown): void {
+    const failure = toWsdError(error);
+    this.#deps.failures?.record({ workspaceId: id, operation, code: failure.code, message: failure.message });
   }
 
   #track<T>(promise: Promise<T>): Promise<T> {

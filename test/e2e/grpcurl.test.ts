@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ClientDuplexStream } from '@grpc/grpc-js';
@@ -10,6 +9,7 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { packageRoot } from '../../core/config/package-root.js';
 import { startDaemonProcess, testDaemonConfig, type DaemonProcess } from '../kit/daemon-process.js';
 import { clientFromProto, insecure, reflectionProto } from '../kit/grpc-fixtures.js';
+import { cachedTool } from '../kit/servers/server-process.js';
 import { tempDir } from '../kit/temp-dir.js';
 
 /**
@@ -19,9 +19,6 @@ import { tempDir } from '../kit/temp-dir.js';
  */
 
 const root = packageRoot();
-const installScript = path.join(root, 'scripts', 'install-test-tools.sh');
-const grpcurlVersion = /^GRPCURL_VERSION="([^"]+)"/m.exec(readFileSync(installScript, 'utf8'))?.[1];
-const grpcurlBin = path.join(root, '.cache', 'tools', `grpcurl-${grpcurlVersion}`, 'bin', 'grpcurl');
 
 interface Run {
   code: number;
@@ -31,8 +28,11 @@ interface Run {
 
 /** Runs grpcurl; a missing binary fails the calling test (never a silent skip). */
 function grpcurl(args: string[], stdin?: string): Promise<Run> {
-  if (!grpcurlVersion || !existsSync(grpcurlBin)) {
-    assert.fail(`grpcurl is not installed at ${grpcurlBin}: run \`bash scripts/install-test-tools.sh\` (builds it with Go; .ci/run does this)`);
+  let grpcurlBin: string;
+  try {
+    grpcurlBin = cachedTool('grpcurl');
+  } catch (error) {
+    assert.fail((error as Error).message);
   }
   return new Promise((resolve, reject) => {
     const child = execFile(grpcurlBin, args, { timeout: 30_000, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {

@@ -23,8 +23,10 @@ export interface DaemonProcess {
  * Runs `wsd run` as a real child process and waits for its `ready` log line. Rejects with the daemon's stderr and
  * log if it exits first.
  */
-export async function startDaemonProcess(options: { args: string[]; cwd?: string; env?: NodeJS.ProcessEnv }): Promise<DaemonProcess> {
-  const child = spawn(process.execPath, [wsdBin(), 'run', ...options.args], {
+export async function startDaemonProcess(options: { args: string[]; cwd?: string; env?: NodeJS.ProcessEnv; launcher?: string[] }): Promise<DaemonProcess> {
+  // `launcher` stands in for `node bin/wsd.js`, e.g. the container image's entrypoint script.
+  const [command, ...launcherArgs] = options.launcher ?? [process.execPath, wsdBin()];
+  const child = spawn(command!, [...launcherArgs, 'run', ...options.args], {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -65,8 +67,9 @@ export async function startDaemonProcess(options: { args: string[]; cwd?: string
 }
 
 /** Runs a wsd CLI command to completion. */
-export async function runWsd(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [wsdBin(), ...args], {
+export async function runWsd(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; launcher?: string[] } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [command, ...launcherArgs] = options.launcher ?? [process.execPath, wsdBin()];
+  const child = spawn(command!, [...launcherArgs, ...args], {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -77,6 +80,31 @@ export async function runWsd(args: string[], options: { cwd?: string; env?: Node
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const [code] = (await once(child, 'exit')) as [number | null];
   return { code: code ?? -1, stdout, stderr };
+}
+
+/**
+ * Runs a wsd CLI command on a pseudo-terminal (util-linux `script`), typing `input`: for what wsd does only when a
+ * person is at a terminal (prompts, a progress line rewritten in place). stdout and stderr arrive merged, as a
+ * terminal shows them. Fails with a clear message when `script` is missing.
+ */
+export async function runWsdInTerminal(args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; output: string }> {
+  const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
+  const command = [process.execPath, wsdBin(), ...args].map(quote).join(' ');
+  const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], {
+    env: { ...process.env, ...options.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let output = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdin.end(options.input ?? '');
+  const [code, error] = await Promise.race([
+    once(child, 'exit') as Promise<[number | null]>,
+    once(child, 'error').then(([e]) => [null, e as Error] as const),
+  ]);
+  if (error) throw new Error(`cannot run util-linux \`script\` for a pseudo-terminal (apt-get install bsdutils): ${error.message}`);
+  return { code: code ?? -1, output: output + stderr };
 }
 
 /**

@@ -1,5 +1,6 @@
 export { startTestKernel, type TestKernel, type TestKernelOptions } from './start-test-kernel.js';
 export { tempDir } from './temp-dir.js';
+export { guardLoopback, type LoopbackGuard } from './loopback-guard.js';
 export { patternStream, sha256Of } from './streams.js';
 export { memoryStorage, recordingQuota, settableHealthCheck } from './fakes.js';
 export { startDaemonProcess, runWsd, wsdBin, testDaemonConfig, type DaemonProcess } from './daemon-process.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fromProtoJson, jsonName } from '../../core/api/proto-json.js';
+import { fromProtoJson, jsonName, toProtoJson } from '../../core/api/proto-json.js';
 
 const parse = (json: unknown) => fromProtoJson('contentservice.WorkspaceInitializer', json);
 
@@ -31,5 +31,33 @@ describe('proto JSON mapping of initializers', () => {
     assert.throws(() => parse({ git: { fullClone: 'yes' } }), /git\.fullClone: expected true or false/);
     assert.throws(() => parse({ empty: {}, git: {} }), /only one of empty, git may be set/);
     assert.throws(() => parse([]), /expected an object/);
+  });
+});
+
+describe('proto JSON mapping of responses (what --json prints)', () => {
+  it('writes lowerCamel names, enums by name, 64-bit integers as strings, defaults, and leaves unset messages and optionals out', () => {
+    const detail = toProtoJson('wsd.v1.WorkspaceDetail', {
+      summary: { id: 'w', state: 'WORKSPACE_STATE_READY', owner: 'o', meta_id: 'm', created_at: 't', updated_at: 't' },
+      folder: '/f',
+      quota_limit_bytes: 1073741824,
+      last_backup: null,
+      last_error: '',
+      snapshots: [{ name: 's', status: 'done', error: '', started_at: 't', size_bytes: 42 }],
+      git_status: { branch: 'main', latest_commit: 'abc', uncommited_files: ['a'], untracked_files: [], unpushed_commits: [], total_uncommited_files: 1, total_untracked_files: 0, total_unpushed_commits: 0 },
+      warnings: ['w1'],
+    });
+    assert.deepEqual(detail, {
+      summary: { id: 'w', state: 'WORKSPACE_STATE_READY', owner: 'o', metaId: 'm', createdAt: 't', updatedAt: 't' },
+      folder: '/f',
+      quotaLimitBytes: '1073741824',
+      lastError: '',
+      snapshots: [{ name: 's', status: 'done', error: '', startedAt: 't', sizeBytes: '42' }],
+      gitStatus: { branch: 'main', latestCommit: 'abc', uncommitedFiles: ['a'], untrackedFiles: [], unpushedCommits: [], totalUncommitedFiles: '1', totalUntrackedFiles: '0', totalUnpushedCommits: '0' },
+      warnings: ['w1'],
+    });
+    // proto3 `optional`: present only when grpc-js says it was set (its synthetic oneof names the field).
+    assert.deepEqual(toProtoJson('wsd.v1.WorkspaceDetail', { quota_used_bytes: 7, _quota_used_bytes: 'quota_used_bytes' }), { quotaUsedBytes: '7' });
+    assert.deepEqual(toProtoJson('wsd.v1.WorkspaceDetail', { quota_used_bytes: 0 }), {});
+    assert.deepEqual(toProtoJson('wsd.v1.StateCount', { state: 2, count: 3 }), { state: 'WORKSPACE_STATE_READY', count: '3' });
   });
 });

@@ -12,6 +12,7 @@ export class CompositeContentInitializer implements ContentInitializer<Composite
     const children = options.spec.initializer ?? [];
     let source: ContentSource = 'from-other';
     const stats: InitializeResult['stats'] = [];
+    const warnings: string[] = [];
     for (const [index, child] of children.entries()) {
       const field = `initializer.composite.initializer[${index}]`;
       const kind = child?.kind;
@@ -26,8 +27,9 @@ export class CompositeContentInitializer implements ContentInitializer<Composite
       }
       if (sourceRank[result.source] > sourceRank[source]) source = result.source;
       stats.push(...result.stats);
+      warnings.push(...(result.warnings ?? []));
     }
-    return { source, stats };
+    return { source, stats, ...(warnings.length ? { warnings } : {}) };
   }
 
   redact(spec: CompositeSpec, initializers: InitializerLookup): CompositeSpec {

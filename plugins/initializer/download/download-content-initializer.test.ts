@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -28,6 +28,7 @@ describe('initializer/download', () => {
   let secondBase: string;
   let failures = 0;
   let hits = 0;
+  let vanishing: string | undefined;
   let secondHits = 0;
   before(async () => {
     server = createServer((req, res) => {
@@ -46,6 +47,11 @@ describe('initializer/download', () => {
         return void setImmediate(() => res.end('y'.repeat(64)));
       }
       if (url.pathname === '/stall') return void res.writeHead(200).write('partial');
+      if (url.pathname === '/vanish') {
+        // What a second daemon on the same data folder did: the workspace folder is removed while the download runs.
+        rmSync(vanishing!, { recursive: true, force: true });
+        return void res.writeHead(200).end('content of /vanish');
+      }
       res.writeHead(200).end(`content of ${url.pathname}`);
     });
     second = createServer((req, res) => {
@@ -108,6 +114,19 @@ describe('initializer/download', () => {
     await allowed.result;
     assert.equal(secondHits, secondAsked + 1);
     assert.equal(readFileSync(path.join(allowed.run.dir, 'b.txt'), 'utf8'), 'content of /a.txt');
+  });
+
+  it('does not retry a write into a workspace folder that vanished, nor blame the URL', async () => {
+    const asked = hits;
+    const { run, result } = download({ target_location: 'assets', files: [{ url: `${base}/vanish`, file_path: 'a.txt', digest: sha('content of /vanish') }] });
+    vanishing = run.dir;
+    await assert.rejects(result, (e: WsdError) => {
+      assert.equal(e.code, 'FAILED_PRECONDITION', e.message);
+      assert.equal(e.field, 'initializer.download.files[0].file_path');
+      assert.match(e.message, /ENOENT|no such file/i);
+      return true;
+    });
+    assert.equal(hits, asked + 1, 'asked once: a local failure is not retried');
   });
 
   it('follows at most 5 redirects and only to http(s)', async () => {

@@ -122,6 +122,10 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
       // Only a temp file this attempt made: before makeRealFolders succeeded, its folder may be a planted symlink.
       if (created) await rm(tmp, { force: true });
       if (signal.aborted || isWsdError(error)) throw error;
+      // The workspace side failed (a folder that vanished, a full or read-only disk): no retry can fix it, and the
+      // URL is not to blame. Only what went wrong on the wire is worth another try.
+      const local = localFileFailure(error);
+      if (local) throw new WsdError(local, `${file.field}.file_path: writing ${file.target.slice(dir.length + 1) || file.target} failed: ${describe(error)}`, { field: `${file.field}.file_path` });
       throw new WsdError('UNAVAILABLE', `${file.field}: downloading ${file.shownUrl} failed: ${describe(error)}`, { field: `${file.field}.url` });
     }
     if (digest.sha256 !== file.sha256) {
@@ -207,6 +211,16 @@ export class DownloadContentInitializer implements ContentInitializer<DownloadSp
 }
 
 /** The request's URL, or INVALID_ARGUMENT: missing, not a URL, or not http(s). The value is never echoed. */
+/** File-system errno codes: a write into the workspace failed, not the transfer. */
+const localErrnoCodes = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS', 'EEXIST', 'ELOOP', 'ENAMETOOLONG', 'ENOSPC', 'EDQUOT', 'EFBIG']);
+
+function localFileFailure(error: unknown): 'FAILED_PRECONDITION' | 'RESOURCE_EXHAUSTED' | undefined {
+  const { code, errno } = (error ?? {}) as { code?: string; errno?: number };
+  // Node 20 reports EDQUOT (errno 122) as code UNKNOWN.
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG' || errno === -122) return 'RESOURCE_EXHAUSTED';
+  return code && localErrnoCodes.has(code) ? 'FAILED_PRECONDITION' : undefined;
+}
+
 function parseUrl(value: string | undefined, field: string): URL {
   if (!value) throw new WsdError('INVALID_ARGUMENT', `${field}.url is required`, { field: `${field}.url` });
   if (!URL.canParse(value)) throw new WsdError('INVALID_ARGUMENT', `${field}.url is not a valid URL`, { field: `${field}.url` });

@@ -37,8 +37,11 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
     this.#secrets = options.secrets ?? new OneTimeSecrets({ attempts: 20, delayMs: 500, networks: networksOf(options.policy ?? defaultGitRemotePolicy) });
   }
 
-  async initialize({ spec, dir, signal, log, user }: InitializeOptions<GitSpec>): Promise<InitializeResult> {
+  async initialize({ spec, dir, signal, log, user, progress }: InitializeOptions<GitSpec>): Promise<InitializeResult> {
     signal.throwIfAborted();
+    const phase = (name: string) => progress?.({ phase: name });
+    // Said to the caller, not only logged: the content is usable, but not what the spec asked for.
+    const warnings: string[] = [];
     const started = Date.now();
     const field = (name: string) => `initializer.git.${name}`;
     const policy = this.#options.policy ?? defaultGitRemotePolicy;
@@ -62,14 +65,20 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
 
     let branch: string[] = [];
     if (mode === 'REMOTE_BRANCH') {
+      phase('looking up the branch');
       const heads = await this.#retry(glog, signal, () => git([...auth, 'ls-remote', '--heads', '--', remote.uri, `refs/heads/${target}`], opts));
       if (heads.trim()) branch = ['--branch', target!];
-      else glog.warn('branch not found on the remote; cloning the default branch instead', { branch: target });
+      else {
+        glog.warn('branch not found on the remote; cloning the default branch instead', { branch: target });
+        warnings.push(`branch ${JSON.stringify(target)} does not exist in ${scrubSecrets(remote.uri)}: cloned the default branch instead`);
+      }
     }
+    phase('cloning');
     const clone = [...auth, 'clone', ...(shallow ? ['--depth=1', '--shallow-submodules'] : []), ...(mode === 'REMOTE_COMMIT' ? ['--no-checkout'] : []), ...config, ...branch, '--', remote.uri, checkout];
     await this.#retry(glog, signal, () => git(clone, opts), () => wipe(checkout, checkout === dir));
 
     if (mode === 'REMOTE_COMMIT') {
+      phase('fetching the commit');
       if (shallow) {
         const fetched = await runGit([...auth, 'fetch', '--depth=20', '--end-of-options', 'origin', target!], inRepo);
         if (fetched.code !== 0) {
@@ -80,6 +89,7 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
         }
       }
       // `checkout` knows no --end-of-options; the target is hex (checked above) and `--` ends the revisions.
+      phase('checking out');
       await git(['checkout', '--detach', target!, '--'], inRepo).catch((error: WsdError) => {
         throw new WsdError('FAILED_PRECONDITION', `commit ${target} not found in ${scrubSecrets(remote.uri)}: ${error.message}`, { field: field('clone_taget') });
       });
@@ -88,18 +98,26 @@ export class GitContentInitializer implements ContentInitializer<GitSpec> {
     }
 
     if (upstream) {
+      phase('fetching upstream');
       await git(['remote', 'add', '--', 'upstream', upstream.uri], inRepo);
       // Credentials the upstream URL carried are its own; otherwise the origin's (answered only for its host).
       const upstreamAuth = upstream.credentials ? await gitAuth({ remote_uri: upstream.uri }, this.#secrets, signal, upstream.credentials) : credentials;
       const fetched = await runGit([...upstreamAuth.args, ...upstream.gitArgs, 'fetch', ...(shallow ? ['--depth=1'] : []), 'upstream'], { ...inRepo, env: { ...upstreamAuth.env, ...protocolEnv([upstream.protocol]) } });
-      if (fetched.code !== 0) glog.warn('fetching upstream failed', { upstream: scrubSecrets(upstream.uri), error: gitFailure('fetch', fetched).message });
+      if (fetched.code !== 0) {
+        const error = gitFailure('fetch', fetched).message;
+        glog.warn('fetching upstream failed', { upstream: scrubSecrets(upstream.uri), error });
+        warnings.push(`fetching upstream ${scrubSecrets(upstream.uri)} failed (the remote is added, without its history): ${error}`);
+      }
     }
     // No credentials for submodules: they may live on other hosts, which must not see the user's token.
     const submodulePolicy: GitRemotePolicy = { ...policy, protocols: policy.protocols.filter((p) => p !== 'file' || this.#options.allowFileSubmodules) };
-    await initSubmodules(checkout, { ...inRepo, env: {} }, submodulePolicy, shallow, glog);
+    if (await lstat(path.join(checkout, '.gitmodules')).catch(() => undefined)) phase('submodules');
+    await initSubmodules(checkout, { ...inRepo, env: {} }, submodulePolicy, shallow, glog, warnings);
+    phase('measuring');
     const bytes = await du(checkout);
+    progress?.({ bytes });
     glog.info('cloned', { durationMs: Date.now() - started, bytes });
-    return { source: 'from-other', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes }] };
+    return { source: 'from-other', stats: [{ kind: this.kind, durationMs: Date.now() - started, bytes }], ...(warnings.length ? { warnings } : {}) };
   }
 
   /** Retries transient failures with doubling delays for retryTimeoutMs; `reset` runs before each retry. */
@@ -157,17 +175,21 @@ const maxSubmoduleDepth = 8;
  * fetches it; a refused one is left out (`update = none`) with a warning. Failures are warnings: the checkout
  * itself is usable without its submodules.
  */
-async function initSubmodules(repo: string, opts: GitOptions, policy: GitRemotePolicy, shallow: boolean, log: Logger, depth = 0): Promise<void> {
+async function initSubmodules(repo: string, opts: GitOptions, policy: GitRemotePolicy, shallow: boolean, log: Logger, warnings: string[], depth = 0): Promise<void> {
   if (!(await lstat(path.join(repo, '.gitmodules')).catch(() => undefined))?.isFile()) return;
+  const where = path.relative(opts.cwd, repo) || 'the checkout';
   if (depth >= maxSubmoduleDepth) {
     log.warn('submodules nested this deep are not initialized', { depth });
+    warnings.push(`submodules of ${where} are not initialized: nested deeper than ${maxSubmoduleDepth} levels`);
     return;
   }
   const env = { ...opts.env, ...protocolEnv(policy.protocols) };
   const here: GitOptions = { ...opts, cwd: repo, env };
   const init = await runGit(['submodule', 'init'], here);
   if (init.code !== 0) {
-    log.warn('submodules could not be initialized', { error: gitFailure('submodule', init).message });
+    const error = gitFailure('submodule', init).message;
+    log.warn('submodules could not be initialized', { error });
+    warnings.push(`submodules of ${where} could not be initialized: ${error}`);
     return;
   }
   const listed = await runGit(['config', '--local', '-z', '--get-regexp', '^submodule\\..*\\.url$'], here);
@@ -187,19 +209,26 @@ async function initSubmodules(repo: string, opts: GitOptions, policy: GitRemoteP
       configured = await runGit(['config', '--local', '--', key, checked.uri], here);
     } catch (error) {
       log.warn('submodule left out: its URL is not allowed', { submodule: name, error: (error as Error).message });
+      warnings.push(`submodule ${name} left out: ${(error as Error).message}`);
       configured = await runGit(['config', '--local', '--', `submodule.${name}.update`, 'none'], here);
     }
     if (configured.code !== 0) {
-      log.warn('submodules left out: their configuration could not be written', { error: gitFailure('config', configured).message });
+      const error = gitFailure('config', configured).message;
+      log.warn('submodules left out: their configuration could not be written', { error });
+      warnings.push(`submodules of ${where} left out: their configuration could not be written: ${error}`);
       return;
     }
   }
   const update = await runGit([...pins, 'submodule', 'update', ...(shallow ? ['--depth=1'] : [])], here);
-  if (update.code !== 0) log.warn('submodules could not be initialized', { error: gitFailure('submodule', update).message });
+  if (update.code !== 0) {
+    const error = gitFailure('submodule', update).message;
+    log.warn('submodules could not be initialized', { error });
+    warnings.push(`submodules of ${where} could not be initialized: ${error}`);
+  }
   for (const name of names) {
     const where = await runGit(['config', '--file', '.gitmodules', `submodule.${name}.path`], here);
     const inner = where.code === 0 ? await realFolderInside(repo, where.stdout.trim()) : undefined;
-    if (inner) await initSubmodules(inner, opts, policy, shallow, log, depth + 1);
+    if (inner) await initSubmodules(inner, opts, policy, shallow, log, warnings, depth + 1);
   }
 }
 

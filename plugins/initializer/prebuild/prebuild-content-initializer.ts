@@ -43,10 +43,16 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
       log.warn('prebuild snapshot unusable; falling back to cloning', { snapshot: name, error: error.message });
       for (const entry of await readdir(dir)) await rm(path.join(dir, entry), { recursive: true, force: true });
       const stats: InitializerStats[] = [];
-      for (const gitSpec of gits) stats.push(...(await initializers.get('git').initialize({ ...options, spec: gitSpec })).stats);
-      return { source: 'from-other', stats };
+      const warnings = [`prebuild snapshot ${name ? JSON.stringify(name) : '(none given)'} not used (${error.message}): cloned instead`];
+      for (const gitSpec of gits) {
+        const result = await initializers.get('git').initialize({ ...options, spec: gitSpec });
+        stats.push(...result.stats);
+        warnings.push(...(result.warnings ?? []));
+      }
+      return { source: 'from-other', stats, warnings };
     }
 
+    const warnings: string[] = [];
     for (const [i, gitSpec] of gits.entries()) {
       const field = `initializer.prebuild.git[${i}]`;
       // The snapshot's content — its `.git/config` included — was made by a workspace whose user controlled it.
@@ -77,10 +83,11 @@ export class PrebuildContentInitializer implements ContentInitializer<PrebuildSp
           // The target wins; the prebuild's changes stay in the stash (`git stash list`), nothing is lost.
           await git([...noSubmodules, 'reset', '--hard', 'HEAD'], opts);
           log.warn('prebuild changes conflict with the target; kept the target, changes are in the git stash', { checkout: gitSpec.checkout_location ?? '', error: gitFailure('stash', pop).message });
+          warnings.push(`the prebuild's changes in ${gitSpec.checkout_location || 'the checkout'} conflict with the target: the target is checked out, the changes are in the git stash`);
         }
       }
     }
-    return { source: 'from-prebuild', stats: [{ kind: this.kind, durationMs: Date.now() - started }] };
+    return { source: 'from-prebuild', stats: [{ kind: this.kind, durationMs: Date.now() - started }], ...(warnings.length ? { warnings } : {}) };
   }
 
   /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Readable, Transform } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { isWsdError } from '../../../core/errors.js';
 import { until } from '../../../test/kit/polling.js';
 import { startMinio } from '../../../test/kit/servers/minio.js';
@@ -13,14 +13,6 @@ const mib = 1024 * 1024;
 const impatient = { partSize: '5MiB', concurrency: 2, requestTimeout: '10s', retry: { attempts: 3, initialDelay: '100ms', maxDelay: '400ms' } };
 
 describe('storage/s3 faults', { timeout: 300_000 }, () => {
-  // Waits between retries do not keep a process alive on their own (core/retry.ts: a daemon has its servers for
-  // that). While a dead server makes a put retry, nothing else here would: the test keeps the process running.
-  let alive: NodeJS.Timeout;
-  before(() => {
-    alive = setInterval(() => {}, 60_000);
-  });
-  after(() => clearInterval(alive));
-
   it('fails a put with UNAVAILABLE when the server dies mid-upload; once it is back the old object is intact and the upload is aborted', async () => {
     const minio = await startMinio();
     const backend = s3Backend(minio, impatient);

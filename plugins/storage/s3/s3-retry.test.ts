@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isWsdError } from '../../../core/errors.js';
-import { startFaultProxy, s3ErrorBody, type FaultProxy, type ProxiedRequest } from '../../../test/kit/servers/fault-proxy.js';
+import { startFaultProxy, type FaultProxy, type ProxiedRequest, type ProxyDecision } from '../../../test/kit/servers/fault-proxy.js';
 import { startMinio, type StartedMinio } from '../../../test/kit/servers/minio.js';
 import { patternStream, sha256Of } from '../../../test/kit/streams.js';
 import type { S3StorageBackend } from './s3-storage-backend.js';
-import { s3Backend } from './s3-test-setup.js';
+import { s3Backend, s3ErrorBody } from './s3-test-setup.js';
 
 const mib = 1024 * 1024;
 
@@ -33,9 +33,9 @@ describe('storage/s3 retries', { timeout: 300_000 }, () => {
   });
 
   /** Applies `action` to the first `times` requests that `match`, forwards everything else. */
-  const failFirst = (times: number, match: (r: ProxiedRequest) => boolean, action: NonNullable<ReturnType<NonNullable<FaultProxy['rule']>>>) => {
+  const failFirst = (times: number, match: (r: ProxiedRequest) => boolean, action: ProxyDecision) => {
     let left = times;
-    proxy.rule = (r) => (match(r) && left-- > 0 ? action : undefined);
+    proxy.setRule((r) => (match(r) && left-- > 0 ? action : 'forward'));
   };
 
   it('retries requests the server throttles (503 SlowDown) and then succeeds', async () => {
@@ -46,7 +46,7 @@ describe('storage/s3 retries', { timeout: 300_000 }, () => {
     const got = await backend.get({ key: k });
     assert.equal((await readAll(got.body)).toString(), 'hello');
     assert.equal(countFor(k, 'GET') - before, 3, 'two refused tries and the good one');
-    proxy.rule = undefined;
+    proxy.setRule(() => 'forward');
   });
 
   it('retries a put whose connection is reset and a listing answered with 500', async () => {
@@ -58,7 +58,7 @@ describe('storage/s3 retries', { timeout: 300_000 }, () => {
     const listed = [];
     for await (const o of backend.list({ prefix: k })) listed.push(o.key);
     assert.deepEqual(listed, [k]);
-    proxy.rule = undefined;
+    proxy.setRule(() => 'forward');
   });
 
   it('retries a failed part of a multipart upload, not the whole upload', async () => {
@@ -66,7 +66,7 @@ describe('storage/s3 retries', { timeout: 300_000 }, () => {
     failFirst(1, (r) => forKey(k)(r) && r.method === 'PUT' && r.url.includes('partNumber=2'), { status: 503, body: s3ErrorBody('SlowDown', 'injected') });
     const size = 11 * mib;
     await backend.put({ key: k, body: patternStream(size, 7) });
-    proxy.rule = undefined;
+    proxy.setRule(() => 'forward');
     const parts = proxy.requests.filter((r) => forKey(k)(r) && r.method === 'PUT').map((r) => new URL(r.url, 'http://x').searchParams.get('partNumber'));
     // Parts go up concurrently: only the multiset is fixed.
     assert.deepEqual(parts.sort(), ['1', '2', '2', '3'], 'part 2 twice, the others once');
@@ -75,7 +75,7 @@ describe('storage/s3 retries', { timeout: 300_000 }, () => {
 
   it('does not retry a permanent refusal (403) and reports PERMISSION_DENIED with the service reason', async () => {
     const k = key();
-    proxy.rule = (r) => (forKey(k)(r) ? { status: 403, body: s3ErrorBody('AccessDenied', 'Access Denied.') } : undefined);
+    proxy.setRule((r) => (forKey(k)(r) ? { status: 403, body: s3ErrorBody('AccessDenied', 'Access Denied.') } : 'forward'));
     const before = proxy.requests.length;
     await assert.rejects(backend.get({ key: k }), (error: unknown) => {
       assert.ok(isWsdError(error, 'PERMISSION_DENIED'), String(error));
@@ -83,12 +83,12 @@ describe('storage/s3 retries', { timeout: 300_000 }, () => {
       return true;
     });
     assert.equal(proxy.requests.length - before, 1, 'exactly one request');
-    proxy.rule = undefined;
+    proxy.setRule(() => 'forward');
   });
 
   it('gives up after retry.attempts tries and reports UNAVAILABLE', async () => {
     const k = key();
-    proxy.rule = (r) => (forKey(k)(r) ? { status: 503, body: s3ErrorBody('SlowDown', 'still busy') } : undefined);
+    proxy.setRule((r) => (forKey(k)(r) ? { status: 503, body: s3ErrorBody('SlowDown', 'still busy') } : 'forward'));
     const before = proxy.requests.length;
     await assert.rejects(backend.head({ key: k }), (error: unknown) => {
       assert.ok(isWsdError(error, 'UNAVAILABLE'), String(error));
@@ -96,18 +96,18 @@ describe('storage/s3 retries', { timeout: 300_000 }, () => {
       return true;
     });
     assert.equal(proxy.requests.length - before, 4);
-    proxy.rule = undefined;
+    proxy.setRule(() => 'forward');
   });
 
   it('resumes a download that breaks midway from the next byte, pinned to the version it started on', async () => {
     const k = key();
     const size = 3 * mib + 17;
     const { etag } = await backend.put({ key: k, body: patternStream(size, 9) });
-    failFirst(1, (r) => forKey(k)(r) && r.method === 'GET', { cutAfterBytes: mib });
+    failFirst(1, (r) => forKey(k)(r) && r.method === 'GET', { cutAnswerAfter: mib });
     const before = proxy.requests.length;
     const got = await backend.get({ key: k });
     assert.deepEqual(await sha256Of(got.body), await sha256Of(patternStream(size, 9)));
-    proxy.rule = undefined;
+    proxy.setRule(() => 'forward');
     const gets = proxy.requests.slice(before).filter((r) => forKey(k)(r) && r.method === 'GET');
     assert.equal(gets.length, 2);
     assert.match(String(gets[1]!.headers.range), /^bytes=\d+-\d+$/);
@@ -119,12 +119,12 @@ describe('storage/s3 retries', { timeout: 300_000 }, () => {
     const k = key();
     const size = 3 * mib;
     await backend.put({ key: k, body: patternStream(size, 11) });
-    failFirst(1, (r) => forKey(k)(r) && r.method === 'GET', { cutAfterBytes: 512 * 1024 });
+    failFirst(1, (r) => forKey(k)(r) && r.method === 'GET', { cutAnswerAfter: 512 * 1024 });
     const got = await backend.get({ key: k, range: { offset: 1000, length: 2 * mib } });
     assert.equal(got.contentLength, 2 * mib);
     const whole = await readAll(patternStream(size, 11));
     assert.ok((await readAll(got.body)).equals(whole.subarray(1000, 1000 + 2 * mib)));
-    proxy.rule = undefined;
+    proxy.setRule(() => 'forward');
   });
 
   it('fails a download with UNAVAILABLE rather than mix two versions when the object is replaced before a resume', async () => {
@@ -132,10 +132,10 @@ describe('storage/s3 retries', { timeout: 300_000 }, () => {
     const size = 2 * mib;
     await backend.put({ key: k, body: patternStream(size, 12) });
     let replaced = false;
-    proxy.rule = (r) => {
-      if (!forKey(k)(r) || r.method !== 'GET') return undefined;
-      return replaced ? undefined : { cutAfterBytes: 256 * 1024 };
-    };
+    proxy.setRule((r) => {
+      if (!forKey(k)(r) || r.method !== 'GET') return 'forward';
+      return replaced ? 'forward' : { cutAnswerAfter: 256 * 1024 };
+    });
     const got = await backend.get({ key: k });
     await backend.put({ key: k, body: patternStream(size, 13) });
     replaced = true;
@@ -144,7 +144,7 @@ describe('storage/s3 retries', { timeout: 300_000 }, () => {
       assert.match(error.message, /replaced while it was read/);
       return true;
     });
-    proxy.rule = undefined;
+    proxy.setRule(() => 'forward');
   });
 });
 

@@ -553,7 +553,7 @@ export class S3StorageBackend implements StorageBackend {
             throw toS3Error(error, this.#context(`${operation} (after ${delivered} of ${opened.contentLength} bytes)`, undefined, failures));
           }
           const { initialDelay, maxDelay } = this.#config.retry;
-          await new Promise((resolve) => setTimeout(resolve, Math.min(maxDelay, initialDelay * 2 ** (failures - 1)) * (0.5 + Math.random() / 2)).unref());
+          await new Promise((resolve) => setTimeout(resolve, Math.min(maxDelay, initialDelay * 2 ** (failures - 1)) * (0.5 + Math.random() / 2)));
           const from = firstByte + delivered;
           const last = firstByte + opened.contentLength - 1;
           try {
@@ -767,7 +767,8 @@ export class S3StorageBackend implements StorageBackend {
 
   #retryTiming() {
     const { attempts, initialDelay, maxDelay } = this.#config.retry;
-    return { attempts, initialDelayMs: initialDelay, maxDelayMs: maxDelay, jitter: true };
+    // Waits between half and all of their nominal length; they keep the process alive: someone awaits the request.
+    return { attempts, initialDelayMs: initialDelay, maxDelayMs: maxDelay, jitter: 0.5, keepAlive: true };
   }
 
   #context(operation: string, condition?: 'ifNoneMatch' | 'ifMatch' | undefined, attempts?: number) {

@@ -40,3 +40,8 @@ export async function minioWithBackend(
     },
   };
 }
+
+/** An S3 error document, for answers a fault proxy makes up. */
+export function s3ErrorBody(code: string, message: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault-proxy</RequestId></Error>`;
+}

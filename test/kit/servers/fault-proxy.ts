@@ -1,98 +1,101 @@
-import http from 'node:http';
-import type net from 'node:net';
+import http, { type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
-/** One request as the proxy saw it. */
+/** A request as the proxy saw it (the body read whole). */
 export interface ProxiedRequest {
   method: string;
-  /** Path and query, e.g. `/bucket/key?uploadId=…` */
+  /** Path and query. */
   url: string;
-  headers: http.IncomingHttpHeaders;
-  /** Status of the answer the client got (or the server gave, for `forward-then-reset`); unset while pending. */
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** 0 for the first request the proxy received. */
+  index: number;
+  /** Status of the answer: the proxy's own, or the target's (also for `drop-answer`); unset while pending. */
   status?: number;
 }
 
 /**
  * What the proxy does with a request:
- * - `forward` (or undefined): pass it to the server and its answer back;
- * - `{ status, body? }`: answer it itself, without the server seeing it;
- * - `reset`: close the client's connection without an answer, the server never seeing the request;
- * - `forward-then-reset`: pass it to the server, wait for its answer, then close the client's connection instead of
- *   answering (the request took effect but the client cannot know);
- * - `{ cutAfterBytes }`: pass it on, but close the connection after that many bytes of the answer's body.
+ * - `forward`: pass it to the target and its answer back;
+ * - `{ status, body?, headers? }`: answer itself, never reaching the target (a 503 from a load balancer, a 403);
+ * - `drop-answer`: pass it to the target, then cut the connection instead of answering (the request took effect,
+ *   the client cannot know);
+ * - `{ cutAnswerAfter: n }`: pass it on and cut the connection after `n` bytes of the answer's body;
+ * - `reset`: cut the connection without passing the request on.
  */
-export type FaultAction =
+export type ProxyDecision =
   | 'forward'
+  | 'drop-answer'
   | 'reset'
-  | 'forward-then-reset'
   | { status: number; body?: string; headers?: Record<string, string> }
-  | { cutAfterBytes: number };
+  | { cutAnswerAfter: number };
+
+export type ProxyRule = (request: ProxiedRequest) => ProxyDecision | Promise<ProxyDecision>;
 
 export interface FaultProxy {
   /** `http://127.0.0.1:<port>` */
   readonly endpoint: string;
-  /** Every request, in arrival order. */
+  /** Every request received, in order. */
   readonly requests: ProxiedRequest[];
-  /** Decides what happens to each request; forwards everything when unset. */
-  rule: ((request: ProxiedRequest, index: number) => FaultAction | undefined) | undefined;
+  /** Replaces the rule (the default forwards everything). */
+  setRule(rule: ProxyRule): void;
   close(): Promise<void>;
 }
 
 /**
- * An HTTP proxy on 127.0.0.1 in front of a test server (`target`, e.g. MinIO), recording each request's method, URL
- * and headers and injecting faults per request. Headers (`Host` included) pass unchanged, so signed requests (S3
- * SigV4) still verify at the server.
+ * An HTTP proxy on 127.0.0.1 in front of a test server, to make faults a real server does not make on its own:
+ * transient 5xx, refused credentials, lost answers, broken transfers. It keeps the client's Host header, so a server
+ * that builds URLs from it (fake-gcs-server's upload session URIs) points back at the proxy.
  */
-export async function startFaultProxy(target: string): Promise<FaultProxy> {
-  const upstream = new URL(target);
-  const agent = new http.Agent({ keepAlive: true });
-  const sockets = new Set<net.Socket>();
-  const proxy: FaultProxy = {
-    endpoint: '',
-    requests: [],
-    rule: undefined,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      agent.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-  const server = http.createServer((req, res) => {
-    const seen: ProxiedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: { ...req.headers } };
-    const index = proxy.requests.push(seen) - 1;
-    const action = proxy.rule?.(seen, index) ?? 'forward';
-    if (action === 'reset') {
+export async function startFaultProxy(target: string, rule: ProxyRule = () => 'forward'): Promise<FaultProxy> {
+  const targetUrl = new URL(target);
+  const requests: ProxiedRequest[] = [];
+  let current = rule;
+  const server = http.createServer(async (req, res) => {
+    const parts: Buffer[] = [];
+    for await (const chunk of req) parts.push(chunk as Buffer);
+    const request: ProxiedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(parts), index: requests.length };
+    requests.push(request);
+    let decision: ProxyDecision;
+    try {
+      decision = await current(request);
+    } catch (error) {
+      decision = { status: 500, body: `proxy rule failed: ${(error as Error).message}` };
+    }
+    if (decision === 'reset') {
       req.socket.destroy();
       return;
     }
-    if (typeof action === 'object' && 'status' in action) {
-      req.resume();
-      req.on('end', () => {
-        seen.status = action.status;
-        res.writeHead(action.status, { 'content-type': 'application/xml', ...action.headers });
-        res.end(action.body ?? '');
-      });
+    if (typeof decision === 'object' && 'status' in decision) {
+      request.status = decision.status;
+      res.writeHead(decision.status, { 'content-type': 'application/json', ...decision.headers });
+      res.end(decision.body ?? '');
       return;
     }
-    const out = http.request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
+    const headers = { ...req.headers };
+    delete headers['content-length'];
+    const upstream = http.request(
+      { host: targetUrl.hostname, port: targetUrl.port, method: request.method, path: request.url, headers: { ...headers, 'content-length': String(request.body.length) } },
       (answer) => {
-        seen.status = answer.statusCode;
-        if (action === 'forward-then-reset') {
+        request.status = answer.statusCode;
+        if (decision === 'drop-answer') {
           answer.resume();
           answer.on('end', () => req.socket.destroy());
           return;
         }
         res.writeHead(answer.statusCode ?? 502, answer.headers);
-        if (typeof action === 'object') {
-          let left = action.cutAfterBytes;
+        if (typeof decision === 'object' && 'cutAnswerAfter' in decision) {
+          let sent = 0;
+          const limit = decision.cutAnswerAfter;
           answer.on('data', (chunk: Buffer) => {
-            if (left <= 0) return;
-            res.write(chunk.subarray(0, left));
-            left -= chunk.length;
-            if (left <= 0) {
+            if (sent >= limit) return;
+            const part = chunk.subarray(0, limit - sent);
+            sent += part.length;
+            res.write(part);
+            if (sent >= limit) {
               answer.destroy();
-              // Let the bytes written so far leave before the connection drops.
-              res.socket?.end(() => req.socket.destroy());
+              // Flush what was written, then cut: the client sees a transfer that breaks midway.
+              setImmediate(() => req.socket.destroy());
             }
           });
           answer.on('end', () => res.end());
@@ -101,20 +104,24 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         answer.pipe(res);
       },
     );
-    out.on('error', () => req.socket.destroy());
-    req.pipe(out);
+    upstream.on('error', (error) => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end(`proxy: ${error.message}`);
+    });
+    upstream.end(request.body);
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
+  server.keepAliveTimeout = 1000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  (proxy as { endpoint: string }).endpoint = `http://127.0.0.1:${port}`;
-  return proxy;
-}
-
-/** An S3 error document, for `{ status, body }` answers. */
-export function s3ErrorBody(code: string, message: string): string {
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault-proxy</RequestId></Error>`;
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    requests,
+    setRule(rule) {
+      current = rule;
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -7,9 +7,6 @@ import { Client } from 'minio';
 import { tempDir } from '../temp-dir.js';
 import { cachedTool, freePort, startServer, type TestServer } from './server-process.js';
 
-/** The MinIO build `scripts/install-test-tools.sh` installs (a pseudo-version: MinIO tags no Go module releases). */
-export const minioVersion = 'v0.0.0-20260212201848-7aac2a2c5b7c';
-
 export interface StartMinioOptions {
   /** Data folder; a fresh temp folder by default. Pass the one of a killed server to restart it on its data. */
   dataDir?: string;
@@ -50,7 +47,8 @@ export interface StartedMinio {
  * (`storage: { plugin: 's3', s3: storageConfig }`). Fails with a clear message when MinIO is not installed.
  */
 export async function startMinio(options: StartMinioOptions = {}): Promise<StartedMinio> {
-  const binary = cachedTool('minio', minioVersion);
+  // The build scripts/install-test-tools.sh pins (a pseudo-version: MinIO tags no Go module releases).
+  const binary = cachedTool('minio');
   const dataDir = options.dataDir ?? tempDir('wsd-minio-data-');
   const rootUser = options.rootUser ?? `wsd-${randomBytes(4).toString('hex')}`;
   const rootPassword = options.rootPassword ?? randomBytes(16).toString('hex');
@@ -90,13 +88,7 @@ export async function startMinio(options: StartMinioOptions = {}): Promise<Start
       ...(tls ? { transportAgent: new https.Agent({ ca: readFileSync(tls.caFile) }) } : {}),
     });
   if (bucket) {
-    await withDeadline(
-      (async () => {
-        if (!(await client().bucketExists(bucket))) await client().makeBucket(bucket, 'us-east-1');
-      })(),
-      30_000,
-      `MinIO on port ${port}: creating bucket ${bucket}`,
-    ).catch(async (error: unknown) => {
+    await createBucket(client, bucket, `MinIO on port ${port}`).catch(async (error: unknown) => {
       await server.stop();
       throw error;
     });
@@ -149,14 +141,36 @@ async function answersReady(url: string, caFile: string | undefined): Promise<bo
   });
 }
 
-/** `promise`, or a rejection naming `what` once `ms` pass (the minio SDK sets no timeout on its requests). */
-async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Creates the bucket, trying again for up to 30 s: a MinIO that has just answered its readiness probe can still
+ * refuse requests for a moment (503 while it initializes), and the SDK sets no timeout on its requests.
+ */
+async function createBucket(client: () => Client, bucket: string, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await withDeadline(
+        (async () => {
+          if (!(await client().bucketExists(bucket))) await client().makeBucket(bucket, 'us-east-1');
+        })(),
+        10_000,
+      );
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`${what}: cannot create bucket ${bucket}: ${(error as Error).message}`, { cause: error });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+/** `promise`, or a rejection once `ms` pass. */
+async function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
       }),
     ]);
   } finally {

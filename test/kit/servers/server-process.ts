@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,11 +34,19 @@ export interface StartServerOptions {
 
 const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 
+/** The version `scripts/install-test-tools.sh` pins for `name` (its TOOLS list: `"<name> <version> <module>"`). */
+export function pinnedToolVersion(name: string): string {
+  const script = readFileSync(path.join(repositoryRoot, 'scripts', 'install-test-tools.sh'), 'utf8');
+  const version = new RegExp(`^\\s*"${name} (\\S+) \\S+"`, 'm').exec(script)?.[1];
+  if (!version) throw new Error(`scripts/install-test-tools.sh pins no version of ${name}`);
+  return version;
+}
+
 /**
- * Path of a tool that `scripts/install-test-tools.sh` built into `.cache/tools/<name>-<version>/bin/<name>`.
- * Throws a clear error when it is missing.
+ * Path of a tool that `scripts/install-test-tools.sh` built into `.cache/tools/<name>-<version>/bin/<name>`
+ * (by default the version the script pins). Throws a clear error when it is missing.
  */
-export function cachedTool(name: string, version: string): string {
+export function cachedTool(name: string, version = pinnedToolVersion(name)): string {
   const bin = path.join(repositoryRoot, '.cache', 'tools', `${name}-${version}`, 'bin', name);
   if (!existsSync(bin)) {
     throw new Error(`${name} ${version} is not installed at ${bin}: run \`bash scripts/install-test-tools.sh\` (needs Go; .ci/run does it)`);

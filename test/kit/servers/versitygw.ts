@@ -4,9 +4,6 @@ import path from 'node:path';
 import { tempDir } from '../temp-dir.js';
 import { answers, cachedTool, freePort, startServer, type TestServer } from './server-process.js';
 
-/** The versitygw build `scripts/install-test-tools.sh` installs. */
-export const versitygwVersion = 'v1.8.0';
-
 export interface StartedVersitygw {
   server: TestServer;
   pluginId: 's3';
@@ -27,7 +24,7 @@ export interface StartedVersitygw {
  * request as well). `WSD_VERSITYGW_BIN` names a binary built elsewhere (before install-test-tools has run).
  */
 export async function startVersitygw(options: { bucket?: string } = {}): Promise<StartedVersitygw> {
-  const binary = process.env.WSD_VERSITYGW_BIN || cachedTool('versitygw', versitygwVersion);
+  const binary = process.env.WSD_VERSITYGW_BIN || cachedTool('versitygw');
   const dataDir = tempDir('wsd-versitygw-data-');
   const accessKey = `wsd-${randomBytes(4).toString('hex')}`;
   const secretKey = randomBytes(16).toString('hex');
