@@ -19,6 +19,8 @@ import { gatherStatus } from './observability/status-report.js';
 import { configureChildProcesses, endAllChildren, markerFor, sweepOrphans } from './process/child-processes.js';
 import { makeFolders } from './fs/make-folders.js';
 import { lockFolders } from './process/folder-lock.js';
+import { diskGuardToken } from './kernel/core-tokens.js';
+import type { WorkingAreaDiskGuard } from './health/disk-guard.js';
 import { quotaStrategyToken } from './quota/quota-strategy.js';
 import { storageBackendToken } from './storage/storage-backend.js';
 import { wsdVersion } from './version.js';
@@ -37,6 +39,8 @@ export interface RunningDaemon {
 
 /** How often the gRPC health service re-evaluates readiness. */
 const healthIntervalMs = 5_000;
+/** How often the disk guard reads the working area's free space between inits (one statfs). */
+const diskGuardIntervalMs = 10_000;
 
 /**
  * Starts everything for a validated config, in order: plugins (kernel) → workspace recovery from the state files →
@@ -76,6 +80,10 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     const initializers = new InitializerRegistry(kernel.get(contentInitializerToken));
     const quota = kernel.get(quotaStrategyToken);
     const failures = new RecentFailures();
+    // Sampled on a timer too, so crossing the threshold is logged when it happens, not only at the next init.
+    const diskGuard = kernel.get(diskGuardToken) as WorkingAreaDiskGuard;
+    diskGuard.start(diskGuardIntervalMs);
+    cleanups.push(async () => diskGuard.stop());
     const workspaces = new WorkspaceService({
       workingArea: config.paths.workingArea,
       stateDir: config.paths.stateDir,
@@ -100,6 +108,7 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
       log,
       metrics,
       failures,
+      diskGuard,
     });
     await workspaces.recover();
     cleanups.push(() => workspaces.stop());

@@ -24,7 +24,8 @@ export {
   type Skip,
 } from './kernel/plugin.js';
 export { createToken, type Token } from './kernel/token.js';
-export { loggerToken, metricsRegistryToken, pathsToken, type DaemonPaths } from './kernel/core-tokens.js';
+export { loggerToken, metricsRegistryToken, pathsToken, diskGuardToken, type DaemonPaths } from './kernel/core-tokens.js';
+export { formatBytes, type DiskGuard, type DiskSample } from './health/disk-guard.js';
 
 // The four contracts.
 export * from './storage/storage-backend.js';
@@ -46,12 +47,14 @@ export { cidrSchema, networkPolicyFields } from './config/network-schema.js';
 // Helpers for untrusted input and robust I/O.
 export { insideFolder, resolveInside, realFolderInside, makeRealFolders, createExclusive } from './content/inside-folder.js';
 export { makeFolders } from './fs/make-folders.js';
+export { mountsAtOrBelow, readMountTable, type MountEntry } from './fs/mount-table.js';
 export { retry, transientHttpStatus, type RetryOptions } from './retry.js';
 export { DigestStream } from './content/digest-stream.js';
 export { runGit, git, gitFailure, checkoutUser, type GitOptions, type GitResult } from './content/git.js';
 export { filteredConfig } from './content/git-config.js';
 export { parseSnapshotName } from './content/backup-store.js';
 export { spawnTracked } from './process/child-processes.js';
+export { runCommand, stderrKeptBytes, type CommandFailure, type CommandResult, type RunCommandOptions } from './process/run-command.js';
 export { AddressPolicy, defaultDeniedNetworks, guardedLookup, parseIp, redactUrl } from './net/address-policy.js';
 export { guardedGet } from './net/guarded-get.js';
 export { scrubSecrets, redactValue } from './observability/redact.js';

@@ -1,5 +1,6 @@
 import type { CatalogEntry } from '../core/kernel/registry.js';
 import { diskSpaceHealthPlugin } from './health/disk-space/plugin.js';
+import { quotaHealthPlugin } from './health/quota/plugin.js';
 import { storageHealthPlugin } from './health/storage/plugin.js';
 import { workingAreaHealthPlugin } from './health/working-area/plugin.js';
 import { backupInitializerPlugin } from './initializer/backup/plugin.js';
@@ -9,6 +10,7 @@ import { emptyInitializerPlugin } from './initializer/empty/plugin.js';
 import { gitInitializerPlugin } from './initializer/git/plugin.js';
 import { prebuildInitializerPlugin } from './initializer/prebuild/plugin.js';
 import { snapshotInitializerPlugin } from './initializer/snapshot/plugin.js';
+import { loopQuotaPlugin } from './quota/loop/plugin.js';
 import { noneQuotaPlugin } from './quota/none/plugin.js';
 import { localStoragePlugin } from './storage/local/plugin.js';
 
@@ -16,6 +18,7 @@ import { localStoragePlugin } from './storage/local/plugin.js';
 export const builtinPlugins: readonly CatalogEntry[] = [
   localStoragePlugin,
   noneQuotaPlugin,
+  loopQuotaPlugin,
   emptyInitializerPlugin,
   backupInitializerPlugin,
   snapshotInitializerPlugin,
@@ -26,4 +29,5 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   workingAreaHealthPlugin,
   diskSpaceHealthPlugin,
   storageHealthPlugin,
+  quotaHealthPlugin,
 ].map((plugin) => ({ plugin, source: 'built-in' }));

@@ -35,7 +35,8 @@ export function adminServiceHandlers(sources: AdminSources, log: Logger): AdminS
       return {
         summary: summary(record),
         folder: record.folder,
-        quota_limit_bytes: record.storageQuotaBytes,
+        // The limit in force: a volume strategy gives storage_quota_bytes 0 its default size (handle.limitBytes).
+        quota_limit_bytes: usage.limitBytes ?? record.quota?.limitBytes ?? record.storageQuotaBytes,
         ...(usage.usedBytes !== undefined ? { quota_used_bytes: usage.usedBytes } : {}),
         last_backup: record.lastBackup ? { url: record.lastBackup.key, size_bytes: record.lastBackup.sizeBytes, created_at: record.lastBackup.createdAt } : null,
         last_error: record.lastError ?? '',

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { sizeSchema } from './size-schema.js';
 
 /** `host:port` or `[v6]:port`; port 0 picks a free port (the bound one is logged). */
 export const addressSchema = z.string().check((ctx) => {
@@ -103,6 +104,9 @@ export const rootConfigSchema = z.strictObject({
         .describe('File (relative to the workspace folder) written when content is ready and left out of every archive; empty to disable.'),
       backupWins: z.boolean().default(true).describe('When a backup of the workspace exists, InitWorkspace restores it instead of running the given initializer.'),
       allowSpecialFiles: z.boolean().default(false).describe('Let restores create device nodes and fifos (refused by default).'),
+      minFree: sizeSchema
+        .prefault(0)
+        .describe('The disk guard: while the working area\'s file system has less free space than this, InitWorkspace is refused (RESOURCE_EXHAUSTED) and the disk-space health check fails; accepted again once space is freed. 0 turns the guard off.'),
       preserveSetuid: z.boolean().default(false).describe('Keep setuid/setgid bits of restored files (cleared by default: a restore as root must not create setuid-root programs). Folders keep setgid.'),
     })
     .prefault({})

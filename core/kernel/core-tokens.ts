@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import type { DiskGuard } from '../health/disk-guard.js';
 import type { Logger } from '../observability/logger.js';
 import { createToken } from './token.js';
 
@@ -6,6 +7,8 @@ import { createToken } from './token.js';
 export const loggerToken = createToken<Logger>('wsd.logger.v1');
 export const metricsRegistryToken = createToken<Registry>('wsd.metrics.v1');
 export const pathsToken = createToken<DaemonPaths>('wsd.paths.v1');
+/** The node disk guard (`workspaces.minFree`): what the `disk-space` health check takes its threshold from. */
+export const diskGuardToken = createToken<DiskGuard>('wsd.disk-guard.v1');
 
 export interface DaemonPaths {
   dataDir: string;
@@ -15,4 +18,4 @@ export interface DaemonPaths {
   stateDir: string;
 }
 
-export const coreTokens = [loggerToken, metricsRegistryToken, pathsToken] as const;
+export const coreTokens = [loggerToken, metricsRegistryToken, pathsToken, diskGuardToken] as const;

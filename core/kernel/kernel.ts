@@ -5,7 +5,8 @@ import { Gauge, Registry } from 'prom-client';
 import type { WsdConfig } from '../config/load-config.js';
 import { WsdError } from '../errors.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
-import { coreTokens, loggerToken, metricsRegistryToken, pathsToken } from './core-tokens.js';
+import { WorkingAreaDiskGuard } from '../health/disk-guard.js';
+import { coreTokens, diskGuardToken, loggerToken, metricsRegistryToken, pathsToken } from './core-tokens.js';
 import { isSkip, pluginName, singleSlotKinds, skip, type PluginKind, type PluginLifecycle } from './plugin.js';
 import { kindTokens, type PlannedPlugin } from './registry.js';
 import type { Resolved, Token } from './token.js';
@@ -65,6 +66,10 @@ export class Kernel {
     this.#register(loggerToken, this.#log);
     this.#register(metricsRegistryToken, this.metrics);
     this.#register(pathsToken, this.config.paths);
+    this.#register(
+      diskGuardToken,
+      new WorkingAreaDiskGuard({ dir: this.config.paths.workingArea, minFreeBytes: this.config.root.workspaces.minFree, log: this.#log, metrics: this.metrics }),
+    );
     for (const { token, value } of options.overrides ?? []) {
       this.#register(token, value);
       this.#overridden.add(token.id);

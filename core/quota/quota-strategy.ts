@@ -1,4 +1,5 @@
 import { WsdError } from '../errors.js';
+import type { HealthResult } from '../health/health-check.js';
 import { createToken } from '../kernel/token.js';
 
 /**
@@ -95,10 +96,22 @@ export interface QuotaStrategy {
    * re-attached: one broken workspace must not keep the node from starting. Core serves such a workspace without
    * quota and refuses to dispose it until an operator acts.
    *
+   * Resources of the workspaces in `leaveAlone` are never cleaned up, though no handle names them: core knows
+   * these workspaces but hands no handle over (its state file is unreadable; its handle is detached because it names
+   * another folder than its record). A strategy that cleans up what no handle names must spare them.
+   *
    * Errors (the whole call): `INVALID_ARGUMENT` for a handle of another strategy; `FAILED_PRECONDITION` when the
    * strategy cannot work at all (then the daemon does not start). Cost: once per start, linear in handles.
    */
-  recover(options: { handles: QuotaHandle[] }): Promise<QuotaRecoverResult>;
+  recover(options: { handles: QuotaHandle[]; leaveAlone?: string[] }): Promise<QuotaRecoverResult>;
+
+  /**
+   * Optional: whether the strategy can do its work on this host right now (loop: a free loop device and a writable
+   * images folder; xfs: the quota still on; lvm: the thin pool active), for the `quota` health check. Cheap (it runs
+   * with readiness probes: cache anything that costs more than a stat), honours `signal`, and reports rather than
+   * throws. A strategy without it counts as usable.
+   */
+  checkHealth?(options: { signal: AbortSignal }): Promise<HealthResult>;
 }
 
 /** What core reads before calling a strategy; a strategy declares what is true on this host. */

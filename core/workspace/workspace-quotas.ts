@@ -50,8 +50,9 @@ export class WorkspaceQuotas {
    * A handle the configured strategy cannot take — another strategy's (the operator switched `quota.plugin`), one
    * naming another folder than its record, one the strategy reports it cannot re-attach — is detached: logged
    * loudly here, once; the workspace is served without quota enforcement; its dispose is refused (ADR 0004).
+   * `unreadable`: ids whose state file cannot be read; the strategy leaves what it finds of them alone.
    */
-  async recover(records: WorkspaceRecord[]): Promise<void> {
+  async recover(records: WorkspaceRecord[], unreadable: string[] = []): Promise<void> {
     const strategy = this.#quota;
     this.#log.info('quota strategy', { strategy: strategy.id, ...strategy.capabilities });
     const own: QuotaHandle[] = [];
@@ -68,7 +69,9 @@ export class WorkspaceQuotas {
         own.push(handle);
       }
     }
-    const { failed = [] } = (await strategy.recover({ handles: own })) ?? {};
+    // Workspaces known without a handle to give: whatever the strategy finds of them is not a leftover.
+    const leaveAlone = [...new Set([...unreadable, ...records.filter((r) => this.#detached.has(r.id)).map((r) => r.id)])];
+    const { failed = [] } = (await strategy.recover({ handles: own, ...(leaveAlone.length ? { leaveAlone } : {}) })) ?? {};
     for (const { workspaceId, error } of failed) {
       const record = records.find((r) => r.id === workspaceId);
       if (record) this.#detach(record, `quota strategy "${strategy.id}" could not re-attach its handle: ${error.message}`);

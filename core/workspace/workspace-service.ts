@@ -6,6 +6,7 @@ import type { BackupManifest, BackupStore } from '../content/backup-store.js';
 import { treeFingerprint } from '../content/tree-fingerprint.js';
 import { WsdError, isWsdError, toWsdError } from '../errors.js';
 import type { InitializeResult, InitializerLookup } from '../initializer/content-initializer.js';
+import type { DiskGuard } from '../health/disk-guard.js';
 import type { Logger } from '../observability/logger.js';
 import type { RecentFailures } from '../observability/recent-failures.js';
 import { redactValue, scrubSecrets } from '../observability/redact.js';
@@ -82,6 +83,8 @@ export interface WorkspaceServiceDeps {
   gitStatus?: GitStatusReader;
   /** Where failed operations are listed for operators (the status page). */
   failures?: RecentFailures;
+  /** Refuses new workspaces while the working area is short of free space (`workspaces.minFree`). */
+  diskGuard?: Pick<DiskGuard, 'assertRoom'>;
 }
 
 interface Entry {
@@ -143,7 +146,7 @@ export class WorkspaceService {
     const { records, unreadable } = await this.#store.loadAll();
     for (const { id, file } of unreadable) this.#blocked.set(id, file);
     for (const record of records) this.#entries.set(record.id, { record });
-    await this.#quotas.recover(records);
+    await this.#quotas.recover(records, [...this.#blocked.keys()]);
     for (const record of records) {
       const log = this.#log.child({ workspaceId: record.id });
       if (record.state === 'initializing') {
@@ -180,6 +183,8 @@ export class WorkspaceService {
       throw new WsdError('INVALID_ARGUMENT', 'storage_quota_bytes must be a non-negative integer', { field: 'storage_quota_bytes' });
     }
     const plugin = this.#deps.initializers.get(request.initializer.kind); // an unknown kind fails before anything is created
+    // Before the checks below, which must run without an await between them and the entry they guard.
+    await this.#deps.diskGuard?.assertRoom();
     if (this.#shutdown.signal.aborted) throw new WsdError('UNAVAILABLE', 'wsd is shutting down');
 
     this.#assertNotBlocked(request.id);

@@ -1,5 +1,5 @@
 import { statfs } from 'node:fs/promises';
-import { type HealthCheck, type HealthResult } from '../../../core/plugin-api.js';
+import { formatBytes, type HealthCheck, type HealthResult } from '../../../core/plugin-api.js';
 
 export interface DiskSpaceOptions {
   dir: string;
@@ -32,15 +32,4 @@ export class DiskSpaceHealthCheck implements HealthCheck {
     if (free < this.#options.warnBelowBytes) return { status: 'degraded', reason: describe(this.#options.warnBelowBytes) };
     return { status: 'ok' };
   }
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }

@@ -1,4 +1,4 @@
-import { mkdir, readFile, realpath, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
   WsdError,
@@ -6,6 +6,7 @@ import {
   errnoCode,
   isWsdError,
   makeFolders,
+  mountsAtOrBelow,
   quotaHandleVersion,
   type QuotaHandle,
   type QuotaRecoverResult,
@@ -78,25 +79,6 @@ export class NoneQuotaStrategy implements QuotaStrategy {
     }
     return { failed };
   }
-}
-
-/** Mount points at or below `dir` (from /proc/self/mountinfo; none where that file does not exist). */
-async function mountsAtOrBelow(dir: string): Promise<string[]> {
-  let real: string;
-  let table: string;
-  try {
-    real = await realpath(dir);
-    table = await readFile('/proc/self/mountinfo', 'utf8');
-  } catch {
-    return []; // the folder is gone (nothing to delete), or not Linux
-  }
-  const unescape = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-  return table
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((field): field is string => field !== undefined)
-    .map(unescape)
-    .filter((mountPoint) => mountPoint === real || mountPoint.startsWith(`${real}/`));
 }
 
 function assertLimit(limitBytes: number): void {
