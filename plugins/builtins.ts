@@ -12,6 +12,7 @@ import { prebuildInitializerPlugin } from './initializer/prebuild/plugin.js';
 import { snapshotInitializerPlugin } from './initializer/snapshot/plugin.js';
 import { loopQuotaPlugin } from './quota/loop/plugin.js';
 import { noneQuotaPlugin } from './quota/none/plugin.js';
+import { xfsQuotaPlugin } from './quota/xfs/plugin.js';
 import { localStoragePlugin } from './storage/local/plugin.js';
 
 /** Every plugin that ships with wsd. The one list: a built-in that is not here does not exist. */
@@ -19,6 +20,7 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   localStoragePlugin,
   noneQuotaPlugin,
   loopQuotaPlugin,
+  xfsQuotaPlugin,
   emptyInitializerPlugin,
   backupInitializerPlugin,
   snapshotInitializerPlugin,

@@ -31,6 +31,8 @@ export async function runTestFileInGuest(options: GuestTestFileOptions): Promise
   const events = '/run/wsd-guest/results/events.jsonl';
   const run = await runInGuest({
     ...rest,
+    // The console is read by people and by the failure messages here: no colour codes.
+    env: { NO_COLOR: '1', ...rest.env },
     command: [
       process.execPath,
       ...nodeArgs,
