@@ -11,6 +11,7 @@ import { gitInitializerPlugin } from './initializer/git/plugin.js';
 import { prebuildInitializerPlugin } from './initializer/prebuild/plugin.js';
 import { snapshotInitializerPlugin } from './initializer/snapshot/plugin.js';
 import { loopQuotaPlugin } from './quota/loop/plugin.js';
+import { lvmQuotaPlugin } from './quota/lvm/plugin.js';
 import { noneQuotaPlugin } from './quota/none/plugin.js';
 import { xfsQuotaPlugin } from './quota/xfs/plugin.js';
 import { localStoragePlugin } from './storage/local/plugin.js';
@@ -21,6 +22,7 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   noneQuotaPlugin,
   loopQuotaPlugin,
   xfsQuotaPlugin,
+  lvmQuotaPlugin,
   emptyInitializerPlugin,
   backupInitializerPlugin,
   snapshotInitializerPlugin,
