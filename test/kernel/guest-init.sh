@@ -40,6 +40,9 @@ mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run
 mkdir -p /newroot/run/wsd-guest /newroot/run/lock
 mount --bind /job /newroot/run/wsd-guest
+# No network device, but tests talk to servers they start on 127.0.0.1.
+ip link set lo up || fail "cannot bring up the loopback interface"
+hostname wsd-guest
 
 echo "wsd-guest: running the job" >/dev/console
 chroot /newroot /bin/sh /run/wsd-guest/job.sh </dev/null >/dev/console 2>&1

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { isSkip, skip as skipPlugin, type QuotaHandle } from '../../core/plugin-api.js';
 import { silentLogger } from '../../core/observability/logger.js';
 import { describeQuotaStrategyConformance } from '../conformance/quota-strategy.js';
+import { runDaemonQuotaScenario } from './daemon-quota-scenario.js';
 import { lvmQuotaPlugin } from '../../plugins/quota/lvm/plugin.js';
 import { LvmQuotaStrategy, type LvmQuotaOptions } from '../../plugins/quota/lvm/lvm-quota-strategy.js';
 
@@ -34,6 +35,9 @@ await lvm('pvcreate', '-q', '/dev/vda');
 await lvm('vgcreate', '-q', 'wsdvg', '/dev/vda');
 await lvm('lvcreate', '-q', '--type', 'thin-pool', '-L', '1200m', '-n', 'pool', 'wsdvg');
 await lvm('lvchange', '-q', '--errorwhenfull', 'y', 'wsdvg/pool');
+// For the pool-full case: a small pool whose metadata use stays far below its data use.
+await lvm('lvcreate', '-q', '--type', 'thin-pool', '-L', '256m', '--poolmetadatasize', '32m', '-n', 'tight', 'wsdvg');
+await lvm('lvchange', '-q', '--errorwhenfull', 'y', 'wsdvg/tight');
 // For the start checks: a pool that queues when full, and a volume that is no pool.
 await lvm('lvcreate', '-q', '--type', 'thin-pool', '-L', '64m', '-n', 'queuing', 'wsdvg');
 await lvm('lvcreate', '-q', '-L', '16m', '-n', 'plain', 'wsdvg');
@@ -68,15 +72,18 @@ interface Lv {
   lv_name: string;
   lv_tags: string;
   data_percent: string;
+  metadata_percent: string;
 }
 
 async function volumes(): Promise<Lv[]> {
-  const report = JSON.parse(await lvm('lvs', '--reportformat', 'json', '-o', 'lv_name,lv_tags,data_percent', 'wsdvg')) as { report: Array<{ lv: Lv[] }> };
+  const report = JSON.parse(await lvm('lvs', '--reportformat', 'json', '-o', 'lv_name,lv_tags,data_percent,metadata_percent', 'wsdvg')) as { report: Array<{ lv: Lv[] }> };
   return report.report[0]!.lv;
 }
 
-async function poolPercent(): Promise<number> {
-  return Number((await volumes()).find((v) => v.lv_name === 'pool')!.data_percent);
+/** A pool's fullness as the strategy judges it: the larger of its data and metadata use, in percent. */
+async function poolPercent(pool: string): Promise<number> {
+  const volume = (await volumes()).find((v) => v.lv_name === pool)!;
+  return Math.max(Number(volume.data_percent), Number(volume.metadata_percent));
 }
 
 function mounted(dir: string): boolean {
@@ -169,22 +176,24 @@ describe('lvm quota strategy on LVM thin volumes', () => {
 
   it('a nearly full pool refuses new workspaces with RESOURCE_EXHAUSTED and reports degraded health; deleting gives space back (discard)', async () => {
     const area = workingArea();
-    const lv = strategy({ workingArea: area, maxPoolPercent: 1.5 });
-    const handle = await lv.provision({ workspaceId: 'filler', dir: path.join(area, 'filler'), limitBytes: 64 * MiB });
-    const empty = await poolPercent();
-    assert.equal(await write(path.join(handle.dir, 'fill.bin'), 40 * MiB), undefined);
-    const filled = await poolPercent();
-    assert.ok(filled >= 1.5, `pool at ${filled} % after writing 40 MiB of 1200`);
+    // The threshold sits above what an empty pool shows (its metadata alone is some 10 %), below what 80 MiB add.
+    const maxPoolPercent = (await poolPercent('tight')) + 10;
+    const lv = strategy({ workingArea: area, thinPool: 'tight', maxPoolPercent });
+    const handle = await lv.provision({ workspaceId: 'filler', dir: path.join(area, 'filler'), limitBytes: 128 * MiB });
+    const empty = await poolPercent('tight');
+    assert.equal(await write(path.join(handle.dir, 'fill.bin'), 80 * MiB), undefined);
+    const filled = await poolPercent('tight');
+    assert.ok(filled >= maxPoolPercent, `pool at ${filled} % after writing 80 MiB of 256`);
     await assert.rejects(lv.provision({ workspaceId: 'late', dir: path.join(area, 'late'), limitBytes: 16 * MiB }), (error: Error & { code?: string }) => {
       assert.equal(error.code, 'RESOURCE_EXHAUSTED');
-      assert.match(error.message, /thin pool wsdvg\/pool is .* % full/);
+      assert.match(error.message, /thin pool wsdvg\/tight is .* % full/);
       return true;
     });
     assert.equal(existsSync(path.join(area, 'late')), false, 'no folder left behind');
     assert.equal((await lv.checkHealth()).status, 'degraded');
     await rm(path.join(handle.dir, 'fill.bin'));
     await run('sync');
-    const after = await poolPercent();
+    const after = await poolPercent('tight');
     assert.ok(after < filled, `deleting returned blocks to the pool (${empty} → ${filled} → ${after} %)`);
     await lv.release({ handle });
   });
@@ -216,5 +225,25 @@ describe('lvm quota strategy on LVM thin volumes', () => {
     assert.match((await create({ thinPool: 'plain' })) ?? '', /wsdvg\/plain is a linear volume, not a thin pool/);
     assert.match((await create({ thinPool: 'queuing' })) ?? '', /queues writes when it is full .*lvchange --errorwhenfull y wsdvg\/queuing/);
     assert.equal(await create({}), undefined, 'the configured pool is usable');
+  });
+});
+
+describe('quota/lvm through the daemon', () => {
+  it('enforces per workspace, backs up a full workspace, survives kill -9 and a reboot, and disposes without leftovers', { timeout: 600_000 }, async () => {
+    const dir = mkdtempSync(path.join(areas, 'daemon-'));
+    const ours = async () => (await volumes()).filter((v) => v.lv_tags.split(',').includes('wsd'));
+    await runDaemonQuotaScenario({
+      dir,
+      quotaConfig: `quota:\n  plugin: lvm\n  lvm:\n    volumeGroup: wsdvg\n    thinPool: pool\n    lvmConfig: '${lvmConfig}'\n`,
+      async reboot(workingArea) {
+        // Nothing mounted, thin volumes inactive.
+        for (const id of readdirSync(workingArea)) if (mounted(path.join(workingArea, id))) await run('umount', [path.join(workingArea, id)]);
+        for (const volume of await ours()) await lvm('lvchange', '-q', '--activate', 'n', `wsdvg/${volume.lv_name}`);
+      },
+      async assertNothingLeft(workingArea) {
+        assert.deepEqual(await ours(), [], 'no volume left');
+        assert.equal(readFileSync('/proc/self/mountinfo', 'utf8').includes(workingArea), false, 'no mount left');
+      },
+    });
   });
 });

@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { isSkip, skip as skipPlugin, type QuotaHandle } from '../../core/plugin-api.js';
 import { silentLogger } from '../../core/observability/logger.js';
 import { describeQuotaStrategyConformance } from '../conformance/quota-strategy.js';
+import { runDaemonQuotaScenario } from './daemon-quota-scenario.js';
 import { xfsQuotaPlugin } from '../../plugins/quota/xfs/plugin.js';
 import { parseProjectReport } from '../../plugins/quota/xfs/xfs-project-quota.js';
 import { XfsQuotaStrategy, type XfsQuotaOptions } from '../../plugins/quota/xfs/xfs-quota-strategy.js';
@@ -219,5 +220,21 @@ describe('xfs quota strategy on a real XFS with project quotas', () => {
     });
     assert.ok(!isSkip(ok), 'a working area that does not exist yet is judged by the file system it will be on');
     assert.deepEqual(await (ok as XfsQuotaStrategy).checkHealth(), { status: 'ok' });
+  });
+});
+
+describe('quota/xfs through the daemon', () => {
+  it('enforces per workspace, backs up a full workspace, survives kill -9 and a reboot, and disposes without leftovers', { timeout: 600_000 }, async () => {
+    await runDaemonQuotaScenario({
+      dir: mkdtempSync(path.join(quotaMount, 'daemon-')),
+      quotaConfig: 'quota:\n  plugin: xfs\n  xfs:\n    firstProjectId: 7000\n    lastProjectId: 7999\n',
+      async reboot() {
+        await run('umount', [quotaMount]);
+        await run('mount', ['-o', 'prjquota', '/dev/vda', quotaMount]);
+      },
+      async assertNothingLeft() {
+        assert.deepEqual([...parseProjectReport(await xfsQuota('report -p -N -n -b -L 7000 -U 7999')).keys()], [], 'no project id with usage or limits left');
+      },
+    });
   });
 });
