@@ -18,9 +18,13 @@ export interface DaemonQuotaScenario {
   assertNothingLeft(workingArea: string): Promise<void>;
 }
 
-/** Writes until the file system refuses (or `maxBytes` are written); the error, if any. */
+/**
+ * Writes until the file system refuses (or `maxBytes` are written); the error, if any. A full XFS project refuses
+ * even to create the file (ENOSPC from open).
+ */
 export async function fill(file: string, maxBytes: number): Promise<{ written: number; error?: NodeJS.ErrnoException }> {
-  const handle = await open(file, 'w');
+  const handle = await open(file, 'w').catch((error: NodeJS.ErrnoException) => error);
+  if (!('write' in handle)) return { written: 0, error: handle };
   const chunk = Buffer.alloc(MiB, 0x42);
   let written = 0;
   try {

@@ -90,7 +90,9 @@ export class LvmQuotaStrategy implements QuotaStrategy {
     if (process.getuid?.() !== 0) return 'creating and mounting volumes needs root (run wsd as root, privileged in a container)';
     try {
       await this.#pool();
-      await runCommand(this.#fs().type === 'xfs' ? 'mkfs.xfs' : 'mkfs.ext4', ['-V'], { timeoutMs: this.#options.commandTimeoutMs, context: `fsType ${this.#options.fsType}` });
+      const check = { timeoutMs: this.#options.commandTimeoutMs, context: `fsType ${this.#options.fsType}` };
+      if (this.#fs().type === 'xfs') await runCommand('mkfs.xfs', ['-V'], check);
+      else await runCommand('mkfs.ext4', ['-V'], check);
       return undefined;
     } catch (error) {
       return (error as Error).message;
