@@ -22,8 +22,10 @@ FROM node:20-bookworm-slim AS runtime
 # The programs the daemon runs: git (openssh-client for ssh:// and user@host:path remotes, ca-certificates for
 # https), GNU tar and zstd for archives; du comes with coreutils in the base image. tini runs as PID 1 and reaps
 # orphaned grandchildren (an ssh left behind by a killed git), which node as PID 1 would leave as zombies.
+# quota/loop: mount, umount and losetup (mount), mkfs.ext4, e2fsck and resize2fs (e2fsprogs), mkfs.xfs and
+# xfs_growfs (xfsprogs); fallocate comes with util-linux.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates git openssh-client tar tini zstd \
+    && apt-get install -y --no-install-recommends ca-certificates git openssh-client tar tini zstd e2fsprogs mount xfsprogs \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/wsd
 COPY package.json package-lock.json ./

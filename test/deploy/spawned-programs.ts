@@ -4,13 +4,13 @@ import ts from 'typescript';
 import { gitProtocols } from '../../plugins/initializer/git/git-policy.js';
 
 /** Functions that start a program named by their first argument. */
-const spawningFunctions = new Set(['spawn', 'spawnSync', 'execFile', 'execFileSync', 'exec', 'execSync', 'spawnTracked']);
+const spawningFunctions = new Set(['spawn', 'spawnSync', 'execFile', 'execFileSync', 'exec', 'execSync', 'spawnTracked', 'runCommand']);
 
 /**
  * Files that pass a caller's command on (a wrapper's non-literal first argument): their callers are scanned
  * instead. Anything else that spawns a computed command fails the scan, so no program slips past it.
  */
-const forwardingWrappers = new Set(['core/process/child-processes.ts']);
+const forwardingWrappers = new Set(['core/process/child-processes.ts', 'core/process/run-command.ts']);
 
 export interface SpawnedPrograms {
   /** Program name → where it is spawned (`file:line`). */

@@ -6,15 +6,15 @@
  * leaves no mount, loop device or image.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { WsdClient } from '../../core/api/client.js';
 import { readMountTable } from '../../core/fs/mount-table.js';
 import { attachedLoopDevices } from '../../plugins/quota/loop/loop-devices.js';
-import { startDaemonProcess, testDaemonConfig, type DaemonProcess } from '../kit/daemon-process.js';
+import { startDaemonProcess, testDaemonConfig, wsdBin, type DaemonProcess } from '../kit/daemon-process.js';
 import { tempDir } from '../kit/temp-dir.js';
 
 const MiB = 1024 * 1024;
@@ -51,6 +51,19 @@ after(async () => {
 });
 
 describe('quota/loop through the daemon', () => {
+  it('is skipped where loop devices cannot be used (not root), and wsd refuses to start, saying why', (t) => {
+    const readable = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(wsdBin())})`], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    if (readable.status !== 0) return t.skip(`user nobody cannot run wsd from this checkout (${readable.stderr.trim().split('\n')[0] ?? readable.error?.message})`);
+    const home = tempDir('wsd-loop-unprivileged-');
+    chmodSync(home, 0o777);
+    const config = testDaemonConfig(home, 'quota:\n  plugin: loop\n');
+    chmodSync(config, 0o644);
+    // The daemon as user nobody: the plugin's own check, not a test double, decides.
+    const run = spawnSync(process.execPath, [wsdBin(), 'run', '--config', config], { cwd: home, uid: 65534, gid: 65534, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /quota\/loop was skipped \(attaching loop devices and mounting needs root \(run wsd as root, privileged in a container\)\); wsd needs a working quota plugin/);
+  });
+
   it('enforces per workspace, backs up a full workspace, survives kill -9 and a reboot, and disposes without leftovers', { timeout: 300_000 }, async () => {
     assert.equal(process.getuid?.(), 0, 'quota/loop needs root (loop devices, mounts): run this test as root');
     const config = testDaemonConfig(

@@ -117,7 +117,7 @@ export interface RecordingQuotaOptions {
  * `setLimit ws-1 soft 100`, `usage ws-1`, `release ws-1`, `recover ws-1,ws-2`). Like a real strategy it creates the
  * folder on provision (refusing an existing one) and removes it on release, so lifecycle tests see who deletes what.
  */
-export function recordingQuota(calls: string[] = [], options: RecordingQuotaOptions = {}): QuotaStrategy & { calls: string[] } {
+export function recordingQuota(calls: string[] = [], options: RecordingQuotaOptions = {}): QuotaStrategy & { calls: string[]; leftAlone: string[] } {
   const id = options.id ?? 'recording';
   const capabilities: QuotaCapabilities = { enforces: false, reportsUsage: false, resizable: true, softLimits: true, ...options.capabilities };
   const assertLimit = (limitBytes: number) => {
@@ -126,6 +126,8 @@ export function recordingQuota(calls: string[] = [], options: RecordingQuotaOpti
   return {
     id,
     calls,
+    /** The `leaveAlone` of the last recover call. */
+    leftAlone: [] as string[],
     capabilities,
     async provision({ workspaceId, dir, limitBytes }) {
       calls.push(`provision ${workspaceId}`);
@@ -157,8 +159,9 @@ export function recordingQuota(calls: string[] = [], options: RecordingQuotaOpti
       assertOwnQuotaHandle(handle, id);
       await rm(handle.dir, { recursive: true, force: true });
     },
-    async recover({ handles }) {
+    async recover({ handles, leaveAlone = [] }) {
       calls.push(`recover ${handles.map((h) => h.workspaceId).join(',')}`);
+      this.leftAlone = [...leaveAlone];
       const failed: QuotaRecoverResult['failed'] = [];
       for (const handle of handles) {
         try {

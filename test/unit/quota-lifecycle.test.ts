@@ -197,6 +197,26 @@ describe('quota lifecycle through the WorkspaceService', () => {
     }
   });
 
+  it('recover tells the strategy which workspaces it knows without a handle (unreadable state, a handle naming another folder): leaveAlone', async () => {
+    const n = node();
+    const before = n.service(recordingQuota());
+    await before.recover();
+    await before.init(request('ws-own'));
+    await before.init(request('ws-moved'));
+    await before.stop();
+    writeFileSync(n.stateFile('ws-broken'), '{ torn');
+    const moved = JSON.parse(readFileSync(n.stateFile('ws-moved'), 'utf8'));
+    moved.quota.dir = n.folder('elsewhere');
+    writeFileSync(n.stateFile('ws-moved'), JSON.stringify(moved));
+
+    const quota = recordingQuota();
+    const workspaces = n.service(quota);
+    await workspaces.recover();
+    assert.deepEqual(quota.calls, ['recover ws-own']);
+    assert.deepEqual(quota.leftAlone.sort(), ['ws-broken', 'ws-moved']);
+    await workspaces.stop();
+  });
+
   it('recover hands the strategy only its own handles before anything else; another strategy\'s workspace is served but not disposed', async () => {
     const n = node();
     // Before the restart: ws-own was provisioned by "recording", ws-old by "old" (the strategy configured earlier).
@@ -224,6 +244,7 @@ describe('quota lifecycle through the WorkspaceService', () => {
     assert.match(calls[0]!, /^recover /, 'recover comes before any other call');
     assert.deepEqual(calls[0]!.slice('recover '.length).split(',').sort(), ['ws-half', 'ws-own'], 'only its own handles');
     assert.deepEqual(calls.slice(1), ['release ws-half'], 'the interrupted init is released by the strategy');
+    assert.deepEqual(quota.leftAlone, ['ws-old'], 'a sweep of leftovers spares the detached workspace');
     assert.equal(existsSync(n.folder('ws-half')), false);
     assert.equal(workspaces.describe('ws-half').state, 'failed');
 

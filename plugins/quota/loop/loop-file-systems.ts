@@ -1,4 +1,4 @@
-import { WsdError, type RunCommandOptions } from '../../../core/plugin-api.js';
+import { runCommand, WsdError, type RunCommandOptions } from '../../../core/plugin-api.js';
 
 export type LoopFsType = 'ext4' | 'xfs';
 
@@ -10,21 +10,24 @@ export interface LoopFileSystem {
   /** Smallest image mkfs accepts (and that leaves a workspace some room), with why. */
   minBytes: number;
   minReason: string;
-  /** Formats the image file (not attached). */
-  format(image: string, run: CommandRunner): Promise<unknown>;
+  /**
+   * Formats the image file (not attached). `keepBlocks`: do not discard the image's blocks first (mkfs discards by
+   * default, which punches holes into a file: a preallocated image would be sparse again).
+   */
+  format(image: string, base: CommandBase, keepBlocks: boolean): Promise<unknown>;
   /**
    * Checks and repairs an unmounted image before it is mounted again after a reboot (what fsck does at boot for
    * fstab entries). Undefined when the file system replays its log on mount and needs nothing (xfs).
    */
-  repair?(image: string, run: CommandRunner): Promise<unknown>;
+  repair?(image: string, base: CommandBase): Promise<unknown>;
   /** Grows the mounted file system at `dir` on `device` (whose size was already raised) to fill it, online. */
-  growOnline(options: { dir: string; device: string }, run: CommandRunner): Promise<unknown>;
+  growOnline(options: { dir: string; device: string }, base: CommandBase): Promise<unknown>;
   /** Grows the unmounted image's file system to fill the image; undefined when only online growing exists. */
-  growOffline?(image: string, run: CommandRunner): Promise<unknown>;
+  growOffline?(image: string, base: CommandBase): Promise<unknown>;
 }
 
-/** runCommand with the strategy's timeout and signal already applied. */
-export type CommandRunner = (program: string, args: string[], options?: Partial<RunCommandOptions>) => Promise<unknown>;
+/** The strategy's options for every command (deadline, signal, error mapping); each call adds its context. */
+export type CommandBase = RunCommandOptions;
 
 export const loopFileSystems: Record<LoopFsType, LoopFileSystem> = {
   ext4: {
@@ -32,15 +35,16 @@ export const loopFileSystems: Record<LoopFsType, LoopFileSystem> = {
     minBytes: 4 * MiB,
     minReason: 'below 4 MiB an ext4 file system has no room for its journal',
     // -m 0: no blocks reserved for root, the workspace's limit is all the workspace's. -F: the target is a file.
-    format: (image, run) => run('mkfs.ext4', ['-q', '-F', '-m', '0', image], { context: `cannot format ${image} as ext4` }),
+    format: (image, base, keepBlocks) =>
+      runCommand('mkfs.ext4', ['-q', '-F', '-m', '0', ...(keepBlocks ? ['-E', 'nodiscard'] : []), image], { ...base, context: `cannot format ${image} as ext4` }),
     // -p fixes what is safe to fix unattended; exit 1 = fixed something (fine), 2 = fixed, reboot advised (not for
     // an unmounted image), 4 and up = errors left.
-    repair: (image, run) => run('e2fsck', ['-p', image], { okExitCodes: [0, 1, 2], context: `the ext4 file system in ${image} needs repair (e2fsck -p could not fix it)` }),
-    growOnline: ({ device }, run) => run('resize2fs', [device], { context: `cannot grow the ext4 file system on ${device} online` }),
-    growOffline: async (image, run) => {
+    repair: (image, base) => runCommand('e2fsck', ['-p', image], { ...base, okExitCodes: [0, 1, 2], context: `the ext4 file system in ${image} needs repair (e2fsck -p could not fix it)` }),
+    growOnline: ({ device }, base) => runCommand('resize2fs', [device], { ...base, context: `cannot grow the ext4 file system on ${device} online` }),
+    growOffline: async (image, base) => {
       // resize2fs refuses an image that was not checked since it was last mounted.
-      await run('e2fsck', ['-f', '-p', image], { okExitCodes: [0, 1, 2], context: `cannot check ${image} before growing it` });
-      await run('resize2fs', [image], { context: `cannot grow the ext4 file system in ${image}` });
+      await runCommand('e2fsck', ['-f', '-p', image], { ...base, okExitCodes: [0, 1, 2], context: `cannot check ${image} before growing it` });
+      await runCommand('resize2fs', [image], { ...base, context: `cannot grow the ext4 file system in ${image}` });
     },
   },
   xfs: {
@@ -48,8 +52,8 @@ export const loopFileSystems: Record<LoopFsType, LoopFileSystem> = {
     // mkfs.xfs: "Filesystem must be larger than 300MB".
     minBytes: 300 * MiB,
     minReason: 'mkfs.xfs refuses file systems of 300 MiB or less',
-    format: (image, run) => run('mkfs.xfs', ['-q', '-f', image], { context: `cannot format ${image} as xfs` }),
-    growOnline: ({ dir }, run) => run('xfs_growfs', ['-d', dir], { context: `cannot grow the xfs file system at ${dir}` }),
+    format: (image, base, keepBlocks) => runCommand('mkfs.xfs', ['-q', '-f', ...(keepBlocks ? ['-K'] : []), image], { ...base, context: `cannot format ${image} as xfs` }),
+    growOnline: ({ dir }, base) => runCommand('xfs_growfs', ['-d', dir], { ...base, context: `cannot grow the xfs file system at ${dir}` }),
   },
 };
 

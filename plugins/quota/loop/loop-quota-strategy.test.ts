@@ -293,6 +293,35 @@ describe('quota/loop beyond the conformance suite', { skip: Boolean(missing) }, 
     assert.equal(existsSync(path.join(ext4Root, 'stale')), false, 'the folder it made is removed again');
   });
 
+  it('preallocate reserves the full size; without room on the images\' file system provision is RESOURCE_EXHAUSTED and leaves nothing', async () => {
+    // The images folder on a 48 MiB ext4 (tmpfs would not do: it has no zero-range, so mkfs punches holes into any
+    // image there): room for one 32 MiB image, not for a second.
+    const images = path.join(base, 'small-images');
+    mkdirSync(images);
+    execFileSync('truncate', ['-s', '48M', `${images}.img`]);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-m', '0', `${images}.img`]);
+    execFileSync('mount', ['-o', 'loop', `${images}.img`, images]);
+    const loop = strategy('ext4', { imagesDir: images, preallocate: true });
+    let first: QuotaHandle | undefined;
+    try {
+      const root = area('ext4');
+      first = await loop.provision({ workspaceId: 'first', dir: path.join(root, 'first'), limitBytes: 32 * MiB });
+      const used = Number(execFileSync('du', ['-B1', '--', path.join(images, 'first.img')]).toString().split('\t')[0]);
+      assert.ok(used >= 32 * MiB, `the image holds its full size on disk: ${used}`);
+      await assert.rejects(loop.provision({ workspaceId: 'second', dir: path.join(root, 'second'), limitBytes: 32 * MiB }), (error: unknown) => {
+        assert.ok(isWsdError(error, 'RESOURCE_EXHAUSTED'), String(error));
+        assert.match(error.message, /No space left on device/);
+        return true;
+      });
+      assert.deepEqual(readdirSync(images).filter((f) => f !== 'lost+found'), ['first.img']);
+      assert.equal(existsSync(path.join(root, 'second')), false);
+    } finally {
+      if (first) await loop.release({ handle: first });
+      // Lazily: after a failed assertion the first image may still be mounted from it (the after hook unmounts that).
+      execFileSync('umount', ['-l', images]);
+    }
+  });
+
   it('limitBytes 0 gets the default size; the health check passes', async () => {
     const loop = strategy('ext4', { defaultSizeBytes: 24 * MiB });
     const root = area('ext4');

@@ -21,7 +21,7 @@ import {
   type RunCommandOptions,
 } from '../../../core/plugin-api.js';
 import { attachedLoopDevices, type LoopDevice } from './loop-devices.js';
-import { assertFsType, loopFileSystems, type CommandRunner, type LoopFsType } from './loop-file-systems.js';
+import { assertFsType, loopFileSystems, type LoopFsType } from './loop-file-systems.js';
 
 export interface LoopQuotaOptions {
   /** Folder of the `<workspaceId>.img` images; this strategy's alone (unnamed images in it are deleted at start). */
@@ -70,7 +70,7 @@ export class LoopQuotaStrategy implements QuotaStrategy {
   #attachQueue: Promise<unknown> = Promise.resolve();
   #health: { at: number; result: Promise<HealthResult> } | undefined;
 
-  /** `imagesDir` must exist and be given as its real path (see {@link createLoopQuotaStrategy}). */
+  /** `imagesDir` must exist and be given as its real path: the kernel names loop devices' backing files so (plugin.ts). */
   constructor(options: LoopQuotaOptions) {
     this.#options = options;
     this.#log = options.log;
@@ -101,7 +101,7 @@ export class LoopQuotaStrategy implements QuotaStrategy {
       await this.#createImage(image, size);
       undo.push({ what: `delete ${image}`, run: () => rm(image, { force: true }) });
       throwIfCancelled(signal, workspaceId);
-      await fs.format(image, this.#runner(signal));
+      await fs.format(image, this.#commandBase(signal), this.#options.preallocate);
       throwIfCancelled(signal, workspaceId);
       undo.push({ what: `detach ${image}`, run: () => this.#unmountAndDetach(image) });
       await this.#mount(image, dir, fs.type);
@@ -236,9 +236,9 @@ export class LoopQuotaStrategy implements QuotaStrategy {
     return { dataVersion, image: data.image, fsType: data.fsType };
   }
 
-  #runner(signal?: AbortSignal): CommandRunner {
-    return (program, args, options = {}) =>
-      runCommand(program, args, { timeoutMs: this.#options.commandTimeoutMs, ...(signal ? { signal } : {}), errorCode: outOfSpaceOr('INTERNAL'), ...options });
+  /** What every command gets: the deadline, the signal (provision only), out-of-space mapped to RESOURCE_EXHAUSTED. */
+  #commandBase(signal?: AbortSignal): RunCommandOptions {
+    return { timeoutMs: this.#options.commandTimeoutMs, ...(signal ? { signal } : {}), errorCode: outOfSpaceOr('INTERNAL') };
   }
 
   /** Runs `task` after every attach or detach queued before it. */
@@ -274,7 +274,8 @@ export class LoopQuotaStrategy implements QuotaStrategy {
     // mount -o loop attaches with autoclear: the device is detached when the file system is unmounted.
     const options = ['loop', ...(this.#options.discard && !this.#options.preallocate ? ['discard'] : [])].join(',');
     return this.#serialized(async () => {
-      await this.#runner()('mount', ['-t', fsType, '-o', options, image, dir], {
+      await runCommand('mount', ['-t', fsType, '-o', options, image, dir], {
+        ...this.#commandBase(),
         context: `cannot mount the loop image ${image} at ${dir}`,
         errorCode: (f) => (/no free loop|could not find any free loop/i.test(f.stderr) ? 'RESOURCE_EXHAUSTED' : undefined),
       });
@@ -292,7 +293,8 @@ export class LoopQuotaStrategy implements QuotaStrategy {
       const ids = new Set(devices.map((d) => d.device));
       const mounts = (await readMountTable()).filter((m) => ids.has(m.device)).reverse();
       for (const mount of mounts) {
-        await this.#runner()('umount', [mount.mountPoint], {
+        await runCommand('umount', [mount.mountPoint], {
+          ...this.#commandBase(),
           context: `cannot unmount ${mount.mountPoint}${workspaceId ? ` (workspace ${workspaceId})` : ''}`,
           // umount exits 32 for every failure; "target is busy" is a process holding a file: retry later.
           errorCode: (f) => (/busy/i.test(f.stderr) ? 'UNAVAILABLE' : 'INTERNAL'),
@@ -305,7 +307,7 @@ export class LoopQuotaStrategy implements QuotaStrategy {
   /** Detaches the image's loop devices. With autoclear the kernel may do it itself a moment after the unmount. */
   async #detach(image: string): Promise<void> {
     for (const device of await this.#devicesOf(image)) {
-      await this.#runner()('losetup', ['--detach', device.path], { context: `cannot detach ${device.path} from ${image}` }).catch(async (error: unknown) => {
+      await runCommand('losetup', ['--detach', device.path], { ...this.#commandBase(), context: `cannot detach ${device.path} from ${image}` }).catch(async (error: unknown) => {
         // Gone meanwhile (autoclear finished): detached is what was asked.
         if ((await this.#devicesOf(image)).some((d) => d.path === device.path)) throw error;
       });
@@ -321,13 +323,13 @@ export class LoopQuotaStrategy implements QuotaStrategy {
     const dir = path.resolve(handle.dir);
     const mounted = await this.#mountedDevice(data.image, dir);
     if (!mounted) throw new WsdError('FAILED_PRECONDITION', `cannot grow workspace ${handle.workspaceId}: its loop file system is not mounted at ${dir}`);
-    const run = this.#runner();
+    const base = this.#commandBase();
     await this.#resizeImage(data.image, size);
     try {
       // The loop device keeps the size it had when attached until told to look again.
-      await run('losetup', ['--set-capacity', mounted.path], { context: `cannot resize ${mounted.path}` });
+      await runCommand('losetup', ['--set-capacity', mounted.path], { ...base, context: `cannot resize ${mounted.path}` });
       try {
-        await fs.growOnline({ dir, device: mounted.path }, run);
+        await fs.growOnline({ dir, device: mounted.path }, base);
         return;
       } catch (error) {
         if (!fs.growOffline) throw error;
@@ -343,7 +345,7 @@ export class LoopQuotaStrategy implements QuotaStrategy {
       throw new WsdError(isWsdError(error, 'UNAVAILABLE') ? 'UNAVAILABLE' : 'INTERNAL', `cannot grow workspace ${handle.workspaceId}: this kernel grows ${fs.type} only unmounted, and ${(error as Error).message}`);
     });
     let failure: unknown;
-    await fs.growOffline!(data.image, run).catch((error: unknown) => (failure = error));
+    await fs.growOffline!(data.image, base).catch((error: unknown) => (failure = error));
     if (failure) await truncate(data.image, handle.limitBytes).catch(() => {});
     await this.#mount(data.image, dir, fs.type);
     if (failure) throw toWsdError(failure, 'INTERNAL', `cannot grow workspace ${handle.workspaceId}`);
@@ -392,7 +394,7 @@ export class LoopQuotaStrategy implements QuotaStrategy {
     if (content.length > 0) {
       throw new WsdError('FAILED_PRECONDITION', `its folder ${dir} holds files (${content.slice(0, 3).join(', ')}${content.length > 3 ? ', ...' : ''}) while its image is not mounted: mounting would hide them; move them away`);
     }
-    await fs.repair?.(data.image, this.#runner());
+    await fs.repair?.(data.image, this.#commandBase());
     await this.#mount(data.image, dir, fs.type);
     log.info('loop file system mounted again', { image: data.image, dir });
   }
