@@ -19,7 +19,7 @@ import {
   type QuotaUsage,
   type RunCommandOptions,
 } from '../../../core/plugin-api.js';
-import { assertFsType, loopFileSystems, type CommandRunner, type LoopFsType } from '../loop/loop-file-systems.js';
+import { assertFsType, loopFileSystems, type CommandBase, type LoopFsType } from '../loop/loop-file-systems.js';
 import { Lvm, type LogicalVolume } from './lvm-commands.js';
 
 export interface LvmQuotaOptions {
@@ -129,7 +129,8 @@ export class LvmQuotaStrategy implements QuotaStrategy {
       const volume = await this.#volume(name);
       if (!volume?.dmPath) throw new WsdError('INTERNAL', `thin volume ${vg}/${name} was created but is not active`);
       throwIfCancelled(signal, workspaceId);
-      await fs.format(volume.dmPath, this.#runner(signal));
+      // A new thin volume has no blocks to discard.
+      await fs.format(volume.dmPath, this.#commandBase(signal), true);
       throwIfCancelled(signal, workspaceId);
       undo.push({ what: `unmount ${dir}`, run: () => this.#unmount(dir, volume, workspaceId) });
       await this.#mount(volume, dir, fs.type);
@@ -164,7 +165,7 @@ export class LvmQuotaStrategy implements QuotaStrategy {
     }
     await this.#assertPoolRoom(`growing workspace ${handle.workspaceId}`);
     await this.#lvm.extend(data.volumeGroup, data.volume, size);
-    await loopFileSystems[data.fsType].growOnline({ dir, device: volume.dmPath }, this.#runner());
+    await loopFileSystems[data.fsType].growOnline({ dir, device: volume.dmPath }, this.#commandBase());
     const grown = await this.#volume(data.volume, data.volumeGroup);
     return { ...handle, limitBytes: grown?.sizeBytes ?? size, data: { ...data } };
   }
@@ -304,13 +305,14 @@ export class LvmQuotaStrategy implements QuotaStrategy {
 
   async #mount(volume: LogicalVolume, dir: string, fsType: LoopFsType): Promise<void> {
     const options = this.#options.mountOptions ? ['-o', this.#options.mountOptions] : [];
-    await this.#runner()('mount', ['-t', fsType, ...options, volume.dmPath, dir], { context: `cannot mount ${volume.dmPath} at ${dir}` });
+    await runCommand('mount', ['-t', fsType, ...options, volume.dmPath, dir], { ...this.#commandBase(), context: `cannot mount ${volume.dmPath} at ${dir}` });
   }
 
   /** Unmounts the volume from `dir` if it is mounted there; busy (a process has a file open in it) is UNAVAILABLE. */
   async #unmount(dir: string, volume: LogicalVolume, workspaceId: string): Promise<void> {
     if (!(await this.#mountedAt(volume, dir))) return;
-    await this.#runner()('umount', [dir], {
+    await runCommand('umount', [dir], {
+      ...this.#commandBase(),
       context: `cannot unmount ${dir} (workspace ${workspaceId})`,
       // umount exits 32 for every failure; "target is busy" is a process holding a file: retry later.
       errorCode: (f) => (/busy/i.test(f.stderr) ? 'UNAVAILABLE' : 'INTERNAL'),
@@ -342,7 +344,7 @@ export class LvmQuotaStrategy implements QuotaStrategy {
       throw new WsdError('FAILED_PRECONDITION', `its folder ${dir} holds files (${content.slice(0, 3).join(', ')}${content.length > 3 ? ', ...' : ''}) while its volume is not mounted: mounting would hide them; move them away`);
     }
     const fs = loopFileSystems[data.fsType];
-    await fs.repair?.(volume.dmPath, this.#runner());
+    await fs.repair?.(volume.dmPath, this.#commandBase());
     await this.#mount(volume, dir, fs.type);
     log.info('thin volume mounted again', { volume: `${data.volumeGroup}/${data.volume}`, dir });
   }
@@ -386,9 +388,9 @@ export class LvmQuotaStrategy implements QuotaStrategy {
     return { dataVersion, volumeGroup: data.volumeGroup, volume: data.volume, fsType: data.fsType };
   }
 
-  #runner(signal?: AbortSignal): CommandRunner {
-    return (program, args, options = {}) =>
-      runCommand(program, args, { timeoutMs: this.#options.commandTimeoutMs, ...(signal ? { signal } : {}), errorCode: outOfSpaceOr('INTERNAL'), ...options });
+  /** Deadline, signal and error mapping of every command but lvm's own. */
+  #commandBase(signal?: AbortSignal): CommandBase {
+    return { timeoutMs: this.#options.commandTimeoutMs, ...(signal ? { signal } : {}), errorCode: outOfSpaceOr('INTERNAL') };
   }
 }
 
