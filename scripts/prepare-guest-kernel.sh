@@ -49,7 +49,9 @@ trap 'rm -rf "$work"' EXIT
 
 # apt-get download writes into the current folder and, as root, warns that the _apt user cannot write there: the
 # download itself is checked by apt against the archive's signed index either way.
-if ! (cd "$work" && apt-get download -q "${KERNEL_PACKAGE}=${KERNEL_PACKAGE_VERSION}" 2>"${work}/apt.log" >/dev/null); then
+download() { (cd "$work" && apt-get download -q "${KERNEL_PACKAGE}=${KERNEL_PACKAGE_VERSION}" 2>"${work}/apt.log" >/dev/null); }
+# A machine whose package lists are missing or older than the pin needs them refreshed once.
+if ! download && ! { apt-get update -qq 2>>"${work}/apt.log" && download; }; then
   offered=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' 2>/dev/null | cut -d' ' -f1 | sort -V | tr '\n' ' ')
   die "cannot download ${KERNEL_PACKAGE}=${KERNEL_PACKAGE_VERSION}: $(grep -v '^W:' "${work}/apt.log" | tr '\n' ' ')
   apt offers: ${offered:-nothing (run apt-get update first)}
