@@ -363,8 +363,10 @@ export class WorkspaceService {
       // Soft while restoring: a compressed backup can expand past a hard limit halfway through.
       if (softPhase) record.quota = await strategy.setLimit({ handle: quota, limitBytes: record.storageQuotaBytes, mode: 'soft' });
       const result = await this.#fill(record, spec, log);
-      if (softPhase) record.quota = await strategy.setLimit({ handle: record.quota!, limitBytes: record.storageQuotaBytes, mode: 'hard' });
+      // The marker is still written under the soft limit: a workspace restored from a backup taken at its limit is
+      // full, and a hard limit would refuse the marker's file (XFS refuses even to create it: found in the guest).
       await writeReadyMarker({ folder: record.folder, marker: this.#settings.readyMarker, result, ...(this.#settings.owner ? { owner: this.#settings.owner } : {}), log });
+      if (softPhase) record.quota = await strategy.setLimit({ handle: record.quota!, limitBytes: record.storageQuotaBytes, mode: 'hard' });
       await this.#update(record, { state: 'ready', contentSource: result.source, initStats: result.stats });
       this.#scheduler.add(record.id);
       this.#metrics.initSeconds?.observe({ kind: record.initializer.kind, outcome: 'ok' }, (Date.now() - started) / 1000);
