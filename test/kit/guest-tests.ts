@@ -68,7 +68,8 @@ export async function runGuestTestFile(t: TestContext, options: GuestTestFileOpt
     if (test.event.status === 'skip' || test.event.status === 'todo') {
       await t.test(name, { skip: test.event.reason ?? test.event.status }, () => {});
     } else {
-      await t.test(name, () => {
+      await t.test(name, (sub) => {
+        sub.diagnostic(`${(test.event.durationMs / 1000).toFixed(1)} s in the guest`);
         if (test.event.status === 'fail') throw new Error(`failed in the guest:\n${test.event.error ?? '(no error text)'}`);
       });
     }
