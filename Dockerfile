@@ -23,9 +23,10 @@ FROM node:20-bookworm-slim AS runtime
 # https), GNU tar and zstd for archives; du comes with coreutils in the base image. tini runs as PID 1 and reaps
 # orphaned grandchildren (an ssh left behind by a killed git), which node as PID 1 would leave as zombies.
 # quota/loop: mount, umount and losetup (mount), mkfs.ext4, e2fsck and resize2fs (e2fsprogs), mkfs.xfs and
-# xfs_growfs (xfsprogs); fallocate comes with util-linux.
+# xfs_growfs (xfsprogs); fallocate comes with util-linux. quota/xfs: xfs_quota and xfs_io (xfsprogs). quota/lvm: lvm
+# (lvm2), and thin_check (thin-provisioning-tools), which lvm runs when it activates a thin pool.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates git openssh-client tar tini zstd e2fsprogs mount xfsprogs \
+    && apt-get install -y --no-install-recommends ca-certificates git openssh-client tar tini zstd e2fsprogs mount xfsprogs lvm2 thin-provisioning-tools \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/wsd
 COPY package.json package-lock.json ./

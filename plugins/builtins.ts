@@ -11,9 +11,11 @@ import { gitInitializerPlugin } from './initializer/git/plugin.js';
 import { prebuildInitializerPlugin } from './initializer/prebuild/plugin.js';
 import { snapshotInitializerPlugin } from './initializer/snapshot/plugin.js';
 import { loopQuotaPlugin } from './quota/loop/plugin.js';
+import { lvmQuotaPlugin } from './quota/lvm/plugin.js';
 import { noneQuotaPlugin } from './quota/none/plugin.js';
 import { azureStoragePlugin } from './storage/azure/plugin.js';
 import { gcsStoragePlugin } from './storage/gcs/plugin.js';
+import { xfsQuotaPlugin } from './quota/xfs/plugin.js';
 import { localStoragePlugin } from './storage/local/plugin.js';
 import { s3StoragePlugin } from './storage/s3/plugin.js';
 
@@ -25,6 +27,8 @@ export const builtinPlugins: readonly CatalogEntry[] = [
   s3StoragePlugin,
   noneQuotaPlugin,
   loopQuotaPlugin,
+  xfsQuotaPlugin,
+  lvmQuotaPlugin,
   emptyInitializerPlugin,
   backupInitializerPlugin,
   snapshotInitializerPlugin,

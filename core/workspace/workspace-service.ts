@@ -396,10 +396,12 @@ export class WorkspaceService {
       if (softPhase) record.quota = await strategy.setLimit({ handle: quota, limitBytes: record.storageQuotaBytes, mode: 'soft' });
       const result = await this.#fill(record, spec, log, progress);
       progress({ phase: 'finishing' });
-      if (softPhase) record.quota = await strategy.setLimit({ handle: record.quota!, limitBytes: record.storageQuotaBytes, mode: 'hard' });
+      // The marker is still written under the soft limit: a workspace restored from a backup taken at its limit is
+      // full, and a hard limit would refuse the marker's file (XFS refuses even to create it: found in the guest).
       const owner = this.#settings.owner ? { owner: this.#settings.owner } : {};
       await writeReadyMarker({ folder: record.folder, marker: this.#settings.readyMarker, result, ...owner, log });
       await excludeReadyMarkerFromGit({ folder: record.folder, marker: this.#settings.readyMarker, checkouts: this.#checkoutLocations(record), ...owner, log });
+      if (softPhase) record.quota = await strategy.setLimit({ handle: record.quota!, limitBytes: record.storageQuotaBytes, mode: 'hard' });
       const warnings = result.warnings ?? [];
       await this.#update(record, { state: 'ready', contentSource: result.source, initStats: result.stats, ...(warnings.length ? { initWarnings: warnings } : {}) });
       this.#scheduler.add(record.id);

@@ -132,9 +132,9 @@ describe('kernel', () => {
   });
 
   it('refuses to start when the single storage or quota plugin skips', async () => {
-    const quota = definePlugin({ kind: 'quota', id: 'xfs', create: ({ skip }) => skip('working area is not on XFS') });
-    const { kernel } = await startTestKernel({ plugins: [quota], config: { quota: { plugin: 'xfs' } }, noStart: true });
-    await assert.rejects(kernel.start(), /quota\/xfs was skipped \(working area is not on XFS\); wsd needs a working quota plugin/);
+    const quota = definePlugin({ kind: 'quota', id: 'fake-xfs', create: ({ skip }) => skip('working area is not on XFS') });
+    const { kernel } = await startTestKernel({ plugins: [quota], config: { quota: { plugin: 'fake-xfs' } }, noStart: true });
+    await assert.rejects(kernel.start(), /quota\/fake-xfs was skipped \(working area is not on XFS\); wsd needs a working quota plugin/);
   });
 
   it('fails start-up when a plugin fails, and stops what had started', async () => {
