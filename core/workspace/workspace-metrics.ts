@@ -1,13 +1,44 @@
 import { Gauge, Histogram, type Registry } from 'prom-client';
 import type { WorkspaceState } from './workspace-record.js';
 
-/** The workspace lifecycle's metrics: workspaces by state, init and archive durations. Nothing without a registry. */
+/** Sums over the workspaces on disk: the limits in force and, when the strategy measures it, their use. */
+export interface QuotaTotals {
+  limitBytes: number;
+  usedBytes?: number;
+}
+
+/**
+ * The workspace lifecycle's metrics: workspaces by state, quota limits and use, init and archive durations. Nothing
+ * without a registry.
+ */
 export class WorkspaceMetrics {
   readonly initSeconds?: Histogram;
   readonly archiveSeconds?: Histogram;
 
-  constructor(registry: Registry | undefined, states: () => WorkspaceState[]) {
+  constructor(registry: Registry | undefined, states: () => WorkspaceState[], quotaTotals?: () => Promise<QuotaTotals>) {
     if (!registry) return;
+    if (quotaTotals) {
+      // Sums, not one series per workspace: workspaces come and go every few minutes, and a label per id would grow
+      // the series without bound. Which workspace is full shows in describe and on the status page.
+      new Gauge({
+        name: 'wsd_quota_limit_bytes',
+        help: 'Sum of the quota limits in force of the workspaces on disk (0 = none set)',
+        registers: [registry],
+        async collect() {
+          this.set((await quotaTotals()).limitBytes);
+        },
+      });
+      new Gauge({
+        name: 'wsd_quota_used_bytes',
+        help: 'Sum of what the quota strategy measures as used by the workspaces on disk (absent when it does not measure)',
+        registers: [registry],
+        async collect() {
+          const { usedBytes } = await quotaTotals();
+          if (usedBytes === undefined) this.reset();
+          else this.set(usedBytes);
+        },
+      });
+    }
     new Gauge({
       name: 'wsd_workspaces',
       help: 'Workspaces on this node by state',

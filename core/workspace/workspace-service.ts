@@ -144,7 +144,11 @@ export class WorkspaceService {
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
       backup: (id) => this.#periodicBackup(id),
     });
-    this.#metrics = new WorkspaceMetrics(deps.metrics, () => [...this.#entries.values()].map((e) => e.record.state));
+    this.#metrics = new WorkspaceMetrics(
+      deps.metrics,
+      () => [...this.#entries.values()].map((e) => e.record.state),
+      () => this.#quotaTotals(),
+    );
   }
 
   /**
@@ -352,6 +356,15 @@ export class WorkspaceService {
   async quotaUsage(record: WorkspaceRecord): Promise<{ usedBytes?: number; limitBytes?: number }> {
     if (!record.quota || record.state !== 'ready' || !this.#deps.quota.capabilities.reportsUsage || this.#quotas.isDetached(record.id)) return {};
     return this.#deps.quota.usage({ handle: record.quota }).catch(() => ({}));
+  }
+
+  /** Limits in force and measured use, summed over the workspaces holding a folder (for the metrics). */
+  async #quotaTotals(): Promise<{ limitBytes: number; usedBytes?: number }> {
+    const records = [...this.#entries.values()].map((e) => e.record).filter((r) => r.state === 'initializing' || r.state === 'ready' || r.state === 'disposing');
+    const usage = await Promise.all(records.map((record) => this.quotaUsage(record)));
+    const limitBytes = records.reduce((sum, record, i) => sum + (usage[i]!.limitBytes ?? record.quota?.limitBytes ?? record.storageQuotaBytes), 0);
+    if (!this.#deps.quota.capabilities.reportsUsage) return { limitBytes };
+    return { limitBytes, usedBytes: usage.reduce((sum, u) => sum + (u.usedBytes ?? 0), 0) };
   }
 
   /** Backups and snapshots of a workspace, from storage. */

@@ -94,6 +94,11 @@ describe('quota/loop through the daemon', () => {
       const detail = await client.describeWorkspace('small');
       assert.equal(Number(detail.quota_limit_bytes), 64 * MiB);
       assert.ok(Number(detail.quota_used_bytes) > 63 * MiB, `describe shows the full workspace full: ${detail.quota_used_bytes}`);
+      // The metrics sum limits and use over the workspaces on disk: 64 + 256 + 32 (the default size) MiB.
+      const metrics = await fetch(`http://${daemon.httpAddress}/metrics`).then((r) => r.text());
+      const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+      assert.equal(gauge('wsd_quota_limit_bytes'), 352 * MiB, metrics);
+      assert.ok(gauge('wsd_quota_used_bytes') > 163 * MiB, `used: ${gauge('wsd_quota_used_bytes')}`);
 
       // A backup of the full workspace succeeds: nothing it does writes into the workspace.
       const backup = await client.backupWorkspace('small');
