@@ -40,6 +40,15 @@ mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run
 mkdir -p /newroot/run/wsd-guest /newroot/run/lock
 mount --bind /job /newroot/run/wsd-guest
+# The project at its own path (it may live below /tmp, which is a fresh tmpfs here), writable through an overlay
+# like the root.
+if [ -s /job/project-root ]; then
+  project=$(cat /job/project-root)
+  mkdir -p /layers/project /layers/project-upper /layers/project-work
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose project /layers/project || fail "cannot mount the project (9p tag project)"
+  mkdir -p "/newroot$project"
+  mount -t overlay -o lowerdir=/layers/project,upperdir=/layers/project-upper,workdir=/layers/project-work overlay "/newroot$project" || fail "cannot mount the project overlay"
+fi
 # No network device, but tests talk to servers they start on 127.0.0.1.
 ip link set lo up || fail "cannot bring up the loopback interface"
 hostname wsd-guest

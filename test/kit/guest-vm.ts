@@ -108,6 +108,9 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
   const results = path.join(job, 'results');
   mkdirSync(results);
   writeFileSync(path.join(job, 'job.sh'), jobScript(options));
+  // The project is shared on its own and mounted at its own path in the guest: the guest's /tmp, /run and /dev are
+  // fresh file systems, so a checkout below them (CI clones into /tmp) would be hidden under the host root's share.
+  writeFileSync(path.join(job, 'project-root'), packageRoot());
   const disks = (options.disks ?? []).map(({ sizeBytes }, i) => {
     const file = path.join(job, `disk${i}.img`);
     writeFileSync(file, '');
@@ -132,6 +135,7 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRunResu
     '-append', 'console=ttyS0 quiet loglevel=3 panic=-1',
     '-virtfs', 'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${job},mount_tag=job,security_model=none`,
+    '-virtfs', `local,path=${packageRoot()},mount_tag=project,security_model=none,readonly=on,multidevs=remap`,
     // cache=unsafe: the disks are scratch space that dies with the run; flushes to the host disk would only cost.
     ...disks.flatMap((file) => ['-drive', `file=${file},if=virtio,format=raw,cache=unsafe`]),
   ];

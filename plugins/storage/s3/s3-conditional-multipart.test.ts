@@ -1,5 +1,5 @@
 import { startMinio } from '../../../test/kit/servers/minio.js';
-import { describeConditionalMultipart } from './conditional-multipart-cases.js';
+import { describeConditionalMultipart } from '../../../test/kit/storage-s3/conditional-multipart-cases.js';
 
 describeConditionalMultipart('MinIO', async () => {
   const minio = await startMinio();

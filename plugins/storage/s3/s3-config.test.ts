@@ -5,7 +5,7 @@ import { validateConfig } from '../../../core/config/load-config.js';
 import { coreTokens } from '../../../core/kernel/core-tokens.js';
 import { builtinPlugins } from '../../builtins.js';
 import { endpointOf } from './s3-config.js';
-import { s3Config } from './s3-test-setup.js';
+import { s3Config } from '../../../test/kit/storage-s3/s3-test-setup.js';
 
 const base = { builtins: builtinPlugins, coreTokens, source: 'wsd.yaml', baseDir: '/etc/wsd', env: {} };
 

@@ -4,7 +4,7 @@ import { isWsdError } from '../../../core/errors.js';
 import { startMinio, type StartedMinio } from '../../../test/kit/servers/minio.js';
 import { patternStream, sha256Of } from '../../../test/kit/streams.js';
 import type { S3StorageBackend } from './s3-storage-backend.js';
-import { s3Backend } from './s3-test-setup.js';
+import { s3Backend } from '../../../test/kit/storage-s3/s3-test-setup.js';
 
 const mib = 1024 * 1024;
 

@@ -5,7 +5,7 @@ import { isWsdError } from '../../../core/errors.js';
 import { until } from '../../../test/kit/polling.js';
 import { startMinio } from '../../../test/kit/servers/minio.js';
 import { patternStream } from '../../../test/kit/streams.js';
-import { s3Backend } from './s3-test-setup.js';
+import { s3Backend } from '../../../test/kit/storage-s3/s3-test-setup.js';
 
 const mib = 1024 * 1024;
 

@@ -10,7 +10,7 @@ import { startMinio, type StartedMinio } from '../../../test/kit/servers/minio.j
 import { startTestKernel } from '../../../test/kit/start-test-kernel.js';
 import { tempDir } from '../../../test/kit/temp-dir.js';
 import { StorageHealthCheck } from '../../health/storage/storage-health-check.js';
-import { s3Backend } from './s3-test-setup.js';
+import { s3Backend } from '../../../test/kit/storage-s3/s3-test-setup.js';
 
 /** What start() checks, and the credential sources, against a real MinIO. */
 describe('storage/s3 start and credentials', { timeout: 300_000 }, () => {

@@ -1,8 +1,8 @@
 import { storageBackendConformance } from '../../../test/conformance/storage-backend.js';
 import { runWithNodeTest } from '../../../test/conformance/suite.js';
 import { startVersitygw } from '../../../test/kit/servers/versitygw.js';
-import { describeConditionalMultipart } from './conditional-multipart-cases.js';
-import { s3Backend } from './s3-test-setup.js';
+import { describeConditionalMultipart } from '../../../test/kit/storage-s3/conditional-multipart-cases.js';
+import { s3Backend } from '../../../test/kit/storage-s3/s3-test-setup.js';
 
 // The same contract on a second S3 implementation, one that checks conditions on CompleteMultipartUpload only (as
 // AWS does): the case where a condition sent with the initiating request would protect nothing.

@@ -1,6 +1,6 @@
-import { startMinio, type StartMinioOptions, type StartedMinio } from '../../../test/kit/servers/minio.js';
-import { s3ConfigSchema, type S3Config } from './s3-config.js';
-import { S3StorageBackend, type S3StorageBackendOptions } from './s3-storage-backend.js';
+import { startMinio, type StartMinioOptions, type StartedMinio } from '../servers/minio.js';
+import { s3ConfigSchema, type S3Config } from '../../../plugins/storage/s3/s3-config.js';
+import { S3StorageBackend, type S3StorageBackendOptions } from '../../../plugins/storage/s3/s3-storage-backend.js';
 
 /** The plugin's config for `storageConfig` plus `overrides`, validated and with defaults, as `create` would get it. */
 export function s3Config(storageConfig: object, overrides: Record<string, unknown> = {}): S3Config {

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { isWsdError } from '../../../core/plugin-api.js';
-import { until } from '../../../test/kit/polling.js';
-import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../../../test/kit/servers/fault-proxy.js';
-import { patternStream, sha256Of } from '../../../test/kit/streams.js';
-import type { S3StorageBackend } from './s3-storage-backend.js';
+import { until } from '../polling.js';
+import { startFaultProxy, type FaultProxy, type ProxiedRequest } from '../servers/fault-proxy.js';
+import { patternStream, sha256Of } from '../streams.js';
+import type { S3StorageBackend } from '../../../plugins/storage/s3/s3-storage-backend.js';
 import { s3Backend, s3ErrorBody } from './s3-test-setup.js';
 
 const mib = 1024 * 1024;
