@@ -48,7 +48,7 @@ export { cidrSchema, networkPolicyFields } from './config/network-schema.js';
 // Helpers for untrusted input and robust I/O.
 export { insideFolder, resolveInside, realFolderInside, makeRealFolders, createExclusive } from './content/inside-folder.js';
 export { makeFolders } from './fs/make-folders.js';
-export { mountsAtOrBelow, readMountTable, type MountEntry } from './fs/mount-table.js';
+export { mountTablePath, mountsAtOrBelow, readMountTable, type MountEntry } from './fs/mount-table.js';
 export { retry, transientHttpStatus, type RetryOptions } from './retry.js';
 export { DigestStream } from './content/digest-stream.js';
 export { runGit, git, gitFailure, checkoutUser, type GitOptions, type GitResult } from './content/git.js';
@@ -60,3 +60,6 @@ export { AddressPolicy, defaultDeniedNetworks, guardedLookup, parseIp, redactUrl
 export { guardedGet } from './net/guarded-get.js';
 export { scrubSecrets, redactValue } from './observability/redact.js';
 export type { Logger, LogFields } from './observability/logger.js';
+/** Workspace ids as core validates them (strategies that name files, volumes or tags after an id use the same rule). */
+export { assertValidWorkspaceId, isValidWorkspaceId } from './workspace/workspace-record.js';
+export { reusedProbe } from './health/reused-probe.js';

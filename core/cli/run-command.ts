@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { RunningDaemon } from '../daemon.js';
 import { routeForeignLogs } from '../observability/foreign-logs.js';
 import { createLogger } from '../observability/logger.js';
+import { killAllChildrenNow } from '../process/child-processes.js';
 import { wsdVersion } from '../version.js';
 import { exitOnConfigError, loadCliConfig } from './load-cli-config.js';
 
@@ -39,12 +40,14 @@ export function registerRunCommand(program: Command): void {
           return;
         }
         log.error('forced exit before the stop finished', { signal });
+        killAllChildrenNow(); // git, tar and zstd run in groups of their own: they must not outlive the daemon
         process.exit(signal === 'SIGINT' ? 130 : 143);
       };
       const shutdown = (running: RunningDaemon, signal: NodeJS.Signals) => {
         log.info('stopping', { signal });
         const timer = setTimeout(() => {
           log.error('stop timed out', { timeoutMs: stopTimeoutMs });
+          killAllChildrenNow();
           process.exit(1);
         }, stopTimeoutMs);
         timer.unref();

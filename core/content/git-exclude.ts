@@ -1,6 +1,7 @@
 import { constants as fsConstants } from 'node:fs';
-import { chown, lstat, mkdir, open, readlink, realpath, unlink } from 'node:fs/promises';
+import { lstat, open, readlink, realpath, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { makeRealFolders, realFolderInside } from './inside-folder.js';
 
 /** An exclude file larger than this is left alone (it is read whole to look for the line). */
 const maxExcludeBytes = 1024 * 1024;
@@ -18,16 +19,12 @@ export type ExcludeOutcome = 'added' | 'present' | 'skipped';
 export async function excludeFromGit(checkout: string, pattern: string, owner?: { uid: number; gid: number }): Promise<ExcludeOutcome> {
   const real = await realpath(checkout).catch(() => undefined);
   if (!real) return 'skipped';
-  const dotGit = path.join(real, '.git');
-  if (!(await lstat(dotGit).catch(() => undefined))?.isDirectory()) return 'skipped';
+  // `.git` a real folder (a gitfile or a symlink there means another repository, or any folder of the node), and
+  // `info` made or found the same way core makes every folder in content it does not own.
+  const dotGit = await realFolderInside(real, '.git');
+  if (!dotGit) return 'skipped';
   const info = path.join(dotGit, 'info');
-  const infoStat = await lstat(info).catch(() => undefined);
-  if (!infoStat) {
-    await mkdir(info, { mode: 0o755 });
-    if (owner) await chown(info, owner.uid, owner.gid);
-  } else if (!infoStat.isDirectory()) {
-    return 'skipped';
-  }
+  if (await makeRealFolders(dotGit, info, owner)) return 'skipped';
   const file = path.join(info, 'exclude');
   const existing = await lstat(file).catch(() => undefined);
   if (existing && !existing.isFile()) return 'skipped';

@@ -1,5 +1,5 @@
 import { constants as fsConstants } from 'node:fs';
-import { chown, lstat, mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { lchown, lstat, mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { WsdError } from '../errors.js';
 
@@ -32,7 +32,8 @@ export async function makeRealFolders(root: string, dir: string, owner?: { uid: 
     const info = await lstat(current).catch(() => undefined);
     if (!info) {
       await mkdir(current);
-      if (owner) await chown(current, owner.uid, owner.gid);
+      // lchown: a folder swapped for a symlink right after the mkdir must not hand its target to the owner.
+      if (owner) await lchown(current, owner.uid, owner.gid);
     } else if (!info.isDirectory()) {
       return path.relative(root, current);
     }

@@ -1,4 +1,5 @@
 import { readFile, realpath } from 'node:fs/promises';
+import path from 'node:path';
 
 /** One line of `/proc/self/mountinfo` (proc(5)), the fields wsd reads. */
 export interface MountEntry {
@@ -37,6 +38,14 @@ export async function mountsAtOrBelow(dir: string): Promise<string[]> {
   if (!real) return [];
   const inside = (mountPoint: string) => mountPoint === real || mountPoint.startsWith(real === '/' ? '/' : `${real}/`);
   return [...new Set((await readMountTable()).map((m) => m.mountPoint).filter(inside))];
+}
+
+/**
+ * `dir` as the mount table names it: resolved on disk (mountinfo lists real paths, so a working area reached through
+ * a symlink would never match its own mounts). `path.resolve(dir)` when it does not exist.
+ */
+export async function mountTablePath(dir: string): Promise<string> {
+  return await realpath(dir).catch(() => path.resolve(dir));
 }
 
 function unescape(field: string): string {

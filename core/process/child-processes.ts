@@ -152,6 +152,14 @@ export interface EndAllChildrenResult {
  * have exited (or, for processes that ignore even SIGKILL while stuck in the kernel, 5 s later, listing them in
  * `stuck`). Called at daemon stop after the workspace service stopped, so nothing new is spawned meanwhile.
  */
+/**
+ * SIGKILLs every tracked group at once, without waiting: for an exit that cannot wait (a forced exit, a stop that
+ * timed out). Children run in groups of their own, so without this they would outlive the daemon.
+ */
+export function killAllChildrenNow(): void {
+  for (const pgid of groups.keys()) signalGroup(pgid, 'SIGKILL');
+}
+
 export async function endAllChildren(options: { graceMs: number }): Promise<EndAllChildrenResult> {
   const tracked = [...groups.keys()];
   // Groups already empty (their last member exits between two checks of forgetWhenEmpty) are just forgotten.

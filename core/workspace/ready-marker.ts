@@ -44,8 +44,8 @@ export async function excludeReadyMarkerFromGit(options: { folder: string; marke
   for (const location of new Set(checkouts)) {
     const checkout = await realFolderInside(folder, location);
     if (!checkout) continue;
+    if (!file.startsWith(`${checkout}${path.sep}`)) continue; // the marker is not in this checkout
     const relative = path.relative(checkout, file);
-    if (relative.startsWith('..') || path.isAbsolute(relative)) continue;
     const pattern = `/${relative.split(path.sep).join('/').replace(/([\\*?[\]!# ])/g, '\\$1')}`;
     try {
       const outcome = await excludeFromGit(checkout, pattern, owner);

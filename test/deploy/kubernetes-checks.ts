@@ -177,6 +177,8 @@ export function podConfigProblems(daemonSet: IDaemonSet, config: WsdConfig, opti
   if (args.indexOf('--config') < 0 || configArg !== options.configFile) problems.push(`args: run --config ${options.configFile} expected, got ${args.join(' ')}`);
 
   if (isLoopback(http.address)) problems.push(`config http.address ${http.address}: the kubelet's probes cannot reach a loopback address`);
+  // The status page shows workspace ids, owners and error texts without any login: not on an address the cluster reaches.
+  if (!isLoopback(http.address) && http.statusPage) problems.push(`config http.address ${http.address}: http.statusPage serves workspace owners and errors to anyone in the cluster; set statusPage: false`);
   if (isLoopback(api.address)) problems.push(`config api.address ${api.address}: unreachable from outside the pod`);
   if (!api.tls?.caFile || api.insecure) problems.push('config api: mutual TLS (tls with caFile) expected beyond loopback');
 

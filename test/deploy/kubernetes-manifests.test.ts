@@ -144,6 +144,10 @@ describe('the DaemonSet and its config', () => {
     const config = await loadCliConfig(podConfigFolder(operatorSecrets()));
     const options = { configFile, stopTimeoutMs };
     assert.deepEqual(podConfigProblems(daemonSet, config, options), []);
+    const withStatusPage = { ...config, root: { ...config.root, http: { ...config.root.http, statusPage: true } } };
+    assert.deepEqual(podConfigProblems(daemonSet, withStatusPage, options), [
+      `config http.address ${config.root.http.address}: http.statusPage serves workspace owners and errors to anyone in the cluster; set statusPage: false`,
+    ]);
     const grace = daemonSet.spec!.template.spec!.terminationGracePeriodSeconds!;
     assert.ok(grace * 1000 >= stopTimeoutMs + 10_000, `${grace} s leaves the daemon's ${stopTimeoutMs / 1000} s stop timeout at least 10 s to exit`);
 

@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { WsdClient } from '../../core/api/client.js';
+import { listMarkedProcesses, markerFor } from '../../core/process/child-processes.js';
 import { lockFileName } from '../../core/process/folder-lock.js';
 import { startDaemonProcess, testDaemonConfig, type DaemonProcess } from '../kit/daemon-process.js';
 import { until } from '../kit/polling.js';
@@ -83,14 +84,21 @@ describe('signals during a graceful stop', () => {
     const dataDir = path.join(dir, 'data');
     const daemon = await startDaemonProcess({ args: ['--config', testDaemonConfig(dir)] });
     const client = new WsdClient({ address: daemon.grpcAddress });
-    await client.initWorkspace({ id: 'big', metadata: { owner: 'bo', meta_id: 'big' }, initializer: { empty: {} } });
-    const folder = path.join(dataDir, 'workspaces', 'big');
-    // Random bytes do not compress: the archive costs real time to write, whatever the machine.
-    for (let i = 0; i < 12; i++) writeFileSync(path.join(folder, `blob-${i}.bin`), randomBytes(32 * 1024 * 1024));
-    const backup = client.backupWorkspace('big').catch((error: unknown) => error);
-    // The archive is being written when a temp file of the put exists in the storage folder.
-    await until(() => filesBelow(path.join(dataDir, 'storage')).some((f) => path.basename(f).startsWith('.~')), 'the backup to start writing', 60_000);
-    return { daemon, backup, dataDir, close: () => client.close() };
+    try {
+      await client.initWorkspace({ id: 'big', metadata: { owner: 'bo', meta_id: 'big' }, initializer: { empty: {} } });
+      const folder = path.join(dataDir, 'workspaces', 'big');
+      // Random bytes do not compress: the archive costs real time to write, whatever the machine.
+      for (let i = 0; i < 12; i++) writeFileSync(path.join(folder, `blob-${i}.bin`), randomBytes(32 * 1024 * 1024));
+      const backup = client.backupWorkspace('big').catch((error: unknown) => error);
+      // The archive is being written when a temp file of the put exists in the storage folder.
+      await until(() => filesBelow(path.join(dataDir, 'storage')).some((f) => path.basename(f).startsWith('.~')), 'the backup to start writing', 60_000);
+      return { daemon, backup, dataDir, close: () => client.close() };
+    } catch (error) {
+      // A setup that fails must not leave its daemon behind.
+      client.close();
+      await daemon.stop('SIGKILL');
+      throw error;
+    }
   }
 
   it('a second signal says "already stopping" and the stop completes: the backup commits, exit 0', async () => {
@@ -115,7 +123,7 @@ describe('signals during a graceful stop', () => {
   });
 
   it('a third signal exits at once with 130', async () => {
-    const { daemon, close } = await daemonMidBackup();
+    const { daemon, dataDir, close } = await daemonMidBackup();
     try {
       const exit = exitOf(daemon);
       daemon.child.kill('SIGINT');
@@ -125,6 +133,8 @@ describe('signals during a graceful stop', () => {
       daemon.child.kill('SIGINT');
       assert.equal(await exit, 130);
       assert.ok(logged(daemon, /forced exit/));
+      // The archive's tar and zstd run in process groups of their own: a forced exit ends them too, at once.
+      await until(async () => (await listMarkedProcesses(markerFor(dataDir))).length === 0, 'the backup children to be gone', 3_000);
     } finally {
       close();
       await daemon.stop('SIGKILL');

@@ -19,6 +19,9 @@ import {
   type QuotaStrategy,
   type QuotaUsage,
   type RunCommandOptions,
+  assertValidWorkspaceId,
+  isValidWorkspaceId,
+  reusedProbe,
 } from '../../../core/plugin-api.js';
 import { attachedLoopDevices, type LoopDevice } from './loop-devices.js';
 import { assertFsType, loopFileSystems, type LoopFsType } from './loop-file-systems.js';
@@ -68,11 +71,12 @@ export class LoopQuotaStrategy implements QuotaStrategy {
   readonly #log: Logger;
   /** Serializes attaching and detaching: loop device allocation is host-wide state. */
   #attachQueue: Promise<unknown> = Promise.resolve();
-  #health: { at: number; result: Promise<HealthResult> } | undefined;
+  readonly #health: () => Promise<HealthResult>;
 
   /** `imagesDir` must exist and be given as its real path: the kernel names loop devices' backing files so (plugin.ts). */
   constructor(options: LoopQuotaOptions) {
     this.#options = options;
+    this.#health = reusedProbe(options.healthIntervalMs, () => this.#probeHealth());
     this.#log = options.log;
   }
 
@@ -83,7 +87,7 @@ export class LoopQuotaStrategy implements QuotaStrategy {
     if (size < fs.minBytes) {
       throw new WsdError('INVALID_ARGUMENT', `limitBytes ${size} is too small for quota strategy "loop" with fsType ${fs.type}: at least ${fs.minBytes} bytes (${fs.minReason})`, { field: 'limitBytes' });
     }
-    assertSafeName(workspaceId);
+    assertValidWorkspaceId(workspaceId, 'workspaceId');
     throwIfCancelled(signal, workspaceId);
     dir = path.resolve(dir);
     const image = this.#imagePath(workspaceId);
@@ -168,10 +172,10 @@ export class LoopQuotaStrategy implements QuotaStrategy {
     const failed: QuotaRecoverResult['failed'] = [];
     const usable: Array<{ handle: QuotaHandle; data: LoopHandleData }> = [];
     // Images no leftover sweep may touch: every handle's (also those it cannot use) and the ids core keeps apart.
-    const named = new Set<string>(leaveAlone.filter(isSafeName).map((id) => this.#imagePath(id)));
+    const named = new Set<string>(leaveAlone.filter(isValidWorkspaceId).map((id) => this.#imagePath(id)));
     for (const handle of handles) {
       if (handle.strategy !== this.id) assertOwnQuotaHandle(handle, this.id); // another strategy's: the whole call fails
-      if (isSafeName(handle.workspaceId)) named.add(this.#imagePath(handle.workspaceId));
+      if (isValidWorkspaceId(handle.workspaceId)) named.add(this.#imagePath(handle.workspaceId));
       if (typeof handle.data?.image === 'string') named.add(handle.data.image);
     }
     for (const handle of handles) {
@@ -196,12 +200,8 @@ export class LoopQuotaStrategy implements QuotaStrategy {
    * Whether loop file systems can be made now: the images folder is writable and a free loop device can be had
    * (`losetup --find`, which also exercises /dev/loop-control). Reused for `healthIntervalMs`.
    */
-  async checkHealth(): Promise<HealthResult> {
-    const now = Date.now();
-    if (!this.#health || now - this.#health.at >= this.#options.healthIntervalMs) {
-      this.#health = { at: now, result: this.#probeHealth() };
-    }
-    return this.#health.result;
+  checkHealth(): Promise<HealthResult> {
+    return this.#health();
   }
 
   async #probeHealth(): Promise<HealthResult> {
@@ -231,6 +231,11 @@ export class LoopQuotaStrategy implements QuotaStrategy {
     }
     if (typeof data.image !== 'string' || typeof data.fsType !== 'string') {
       throw new WsdError('FAILED_PRECONDITION', `loop quota handle of workspace ${handle.workspaceId} names no image or file system type`);
+    }
+    // The state file is data, not authority: release deletes this path and detaches what backs it, so it must be an
+    // image of this strategy's own folder.
+    if (path.dirname(data.image) !== this.#options.imagesDir || !data.image.endsWith('.img')) {
+      throw new WsdError('FAILED_PRECONDITION', `loop quota handle of workspace ${handle.workspaceId} names an image outside ${this.#options.imagesDir}`);
     }
     assertFsType(data.fsType);
     return { dataVersion, image: data.image, fsType: data.fsType };
@@ -443,15 +448,6 @@ function assertLimit(limitBytes: number): void {
   if (!Number.isSafeInteger(limitBytes) || limitBytes < 0) {
     throw new WsdError('INVALID_ARGUMENT', `limitBytes must be a non-negative integer, got ${limitBytes}`, { field: 'limitBytes' });
   }
-}
-
-/** Workspace ids name image files: core allows letters, digits, ".", "_" and "-"; anything else is refused here. */
-function isSafeName(id: string): boolean {
-  return typeof id === 'string' && /^[A-Za-z0-9._-]{1,200}$/.test(id) && id !== '.' && id !== '..';
-}
-
-function assertSafeName(id: string): void {
-  if (!isSafeName(id)) throw new WsdError('INVALID_ARGUMENT', `workspace id ${JSON.stringify(id)} cannot name a loop image`, { field: 'workspaceId' });
 }
 
 function throwIfCancelled(signal: AbortSignal | undefined, workspaceId: string): void {

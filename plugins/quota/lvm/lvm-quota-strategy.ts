@@ -8,6 +8,7 @@ import {
   makeFolders,
   mountsAtOrBelow,
   quotaHandleVersion,
+  mountTablePath,
   readMountTable,
   runCommand,
   toWsdError,
@@ -18,6 +19,8 @@ import {
   type QuotaStrategy,
   type QuotaUsage,
   type RunCommandOptions,
+  assertValidWorkspaceId,
+  reusedProbe,
 } from '../../../core/plugin-api.js';
 import { assertFsType, loopFileSystems, type CommandBase, type LoopFsType } from '../loop/loop-file-systems.js';
 import { Lvm, type LogicalVolume } from './lvm-commands.js';
@@ -73,10 +76,11 @@ export class LvmQuotaStrategy implements QuotaStrategy {
   readonly #lvm: Lvm;
   /** Names the volumes of this daemon's working area. */
   readonly #areaTag: string;
-  #health: { at: number; result: Promise<HealthResult> } | undefined;
+  readonly #health: () => Promise<HealthResult>;
 
   constructor(options: LvmQuotaOptions) {
     this.#options = { ...options, workingArea: path.resolve(options.workingArea) };
+    this.#health = reusedProbe(options.healthIntervalMs, () => this.#probeHealth());
     this.#log = options.log;
     this.#lvm = new Lvm(options.commandTimeoutMs, options.lvmConfig);
     this.#areaTag = `wsd-area=${createHash('sha256').update(this.#options.workingArea).digest('hex').slice(0, 16)}`;
@@ -106,7 +110,7 @@ export class LvmQuotaStrategy implements QuotaStrategy {
     if (size < fs.minBytes) {
       throw new WsdError('INVALID_ARGUMENT', `limitBytes ${size} is too small for quota strategy "lvm" with fsType ${fs.type}: at least ${fs.minBytes} bytes (${fs.minReason})`, { field: 'limitBytes' });
     }
-    assertSafeName(workspaceId);
+    assertValidWorkspaceId(workspaceId, 'workspaceId');
     throwIfCancelled(signal, workspaceId);
     dir = path.resolve(dir);
     const { volumeGroup: vg } = this.#options;
@@ -118,6 +122,7 @@ export class LvmQuotaStrategy implements QuotaStrategy {
       if (errnoCode(error) === 'EEXIST') throw new WsdError('ALREADY_EXISTS', `workspace folder ${dir} exists already`);
       throw new WsdError('INTERNAL', `cannot create ${dir}: ${(error as Error).message}`, { cause: error });
     }
+    dir = await mountTablePath(dir); // what the mount table will name it
     const name = `wsd-${randomBytes(6).toString('hex')}`;
     // Undone in reverse on any failure: no folder, volume or mount is left behind.
     const undo: Array<{ what: string; run: () => Promise<unknown> }> = [{ what: `remove ${dir}`, run: () => rmdir(dir) }];
@@ -158,7 +163,7 @@ export class LvmQuotaStrategy implements QuotaStrategy {
     if (size < handle.limitBytes) {
       throw new WsdError('FAILED_PRECONDITION', `quota strategy "lvm" cannot shrink workspace ${handle.workspaceId} from ${handle.limitBytes} to ${size} bytes: volumes only grow`, { field: 'limitBytes' });
     }
-    const dir = path.resolve(handle.dir);
+    const dir = await mountTablePath(handle.dir);
     const volume = await this.#volume(data.volume, data.volumeGroup);
     if (!volume || !(await this.#mountedAt(volume, dir))) {
       throw new WsdError('FAILED_PRECONDITION', `cannot grow workspace ${handle.workspaceId}: its volume ${data.volumeGroup}/${data.volume} is not mounted at ${dir}`);
@@ -172,7 +177,7 @@ export class LvmQuotaStrategy implements QuotaStrategy {
 
   async usage({ handle }: { handle: QuotaHandle }): Promise<QuotaUsage> {
     this.#data(handle);
-    const dir = path.resolve(handle.dir);
+    const dir = await mountTablePath(handle.dir);
     const mounted = (await readMountTable()).some((m) => m.mountPoint === dir);
     if (!mounted) throw new WsdError('NOT_FOUND', `the volume of workspace ${handle.workspaceId} is not mounted at ${dir}`);
     const fs = await statfs(dir);
@@ -183,7 +188,7 @@ export class LvmQuotaStrategy implements QuotaStrategy {
 
   async release({ handle }: { handle: QuotaHandle }): Promise<void> {
     const data = this.#data(handle);
-    const dir = path.resolve(handle.dir);
+    const dir = await mountTablePath(handle.dir);
     const volume = await this.#volume(data.volume, data.volumeGroup);
     const mounts = await readMountTable();
     // Anything else mounted in the folder (a bind mount a runtime left) would be deleted through, or keep ours busy.
@@ -236,12 +241,8 @@ export class LvmQuotaStrategy implements QuotaStrategy {
   }
 
   /** Whether volumes can be made now: the pool active and below `maxPoolPercent`. Reused for `healthIntervalMs`. */
-  async checkHealth(): Promise<HealthResult> {
-    const now = Date.now();
-    if (!this.#health || now - this.#health.at >= this.#options.healthIntervalMs) {
-      this.#health = { at: now, result: this.#probeHealth() };
-    }
-    return this.#health.result;
+  checkHealth(): Promise<HealthResult> {
+    return this.#health();
   }
 
   async #probeHealth(): Promise<HealthResult> {
@@ -321,7 +322,7 @@ export class LvmQuotaStrategy implements QuotaStrategy {
 
   /** After a restart: activates and mounts the volume again where a reboot (or a crash between steps) left it. */
   async #reattach(handle: QuotaHandle, data: LvmHandleData): Promise<void> {
-    const dir = path.resolve(handle.dir);
+    const dir = await mountTablePath(handle.dir);
     const log = this.#log.child({ workspaceId: handle.workspaceId });
     let volume = await this.#volume(data.volume, data.volumeGroup);
     if (!volume) {
@@ -384,6 +385,10 @@ export class LvmQuotaStrategy implements QuotaStrategy {
     if (typeof data.volumeGroup !== 'string' || typeof data.volume !== 'string' || typeof data.fsType !== 'string' || !isLvmName(data.volumeGroup) || !isLvmName(data.volume)) {
       throw new WsdError('FAILED_PRECONDITION', `lvm quota handle of workspace ${handle.workspaceId} names no valid volume or file system type`);
     }
+    // The state file is data, not authority: release removes the volume it names, so only in the configured group.
+    if (data.volumeGroup !== this.#options.volumeGroup) {
+      throw new WsdError('FAILED_PRECONDITION', `lvm quota handle of workspace ${handle.workspaceId} names volume group ${data.volumeGroup}, not the configured ${this.#options.volumeGroup}`);
+    }
     assertFsType(data.fsType);
     return { dataVersion, volumeGroup: data.volumeGroup, volume: data.volume, fsType: data.fsType };
   }
@@ -412,13 +417,6 @@ function outOfSpaceOr(fallback: 'INTERNAL'): RunCommandOptions['errorCode'] {
 function assertLimit(limitBytes: number): void {
   if (!Number.isSafeInteger(limitBytes) || limitBytes < 0) {
     throw new WsdError('INVALID_ARGUMENT', `limitBytes must be a non-negative integer, got ${limitBytes}`, { field: 'limitBytes' });
-  }
-}
-
-/** Workspace ids go into a volume tag: core allows letters, digits, ".", "_" and "-"; anything else is refused here. */
-function assertSafeName(id: string): void {
-  if (!(typeof id === 'string' && /^[A-Za-z0-9._-]{1,200}$/.test(id))) {
-    throw new WsdError('INVALID_ARGUMENT', `workspace id ${JSON.stringify(id)} cannot name an LVM volume tag`, { field: 'workspaceId' });
   }
 }
 

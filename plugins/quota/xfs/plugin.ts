@@ -19,7 +19,9 @@ export const xfsQuotaPlugin = definePlugin({
       commandTimeout: durationSchema.prefault('30s').describe('Deadline of each xfs_quota and xfs_io run.'),
       healthInterval: durationSchema.prefault('30s').describe('How long the quota health check reuses its last probe (an xfs_quota state query).'),
     })
-    .refine((c) => c.lastProjectId >= c.firstProjectId, { message: 'lastProjectId must not be below firstProjectId', path: ['lastProjectId'] }),
+    .refine((c) => c.lastProjectId >= c.firstProjectId, { message: 'lastProjectId must not be below firstProjectId', path: ['lastProjectId'] })
+    // Ids are allocated and rebuilt by walking the range: a node holds far fewer workspaces than this.
+    .refine((c) => c.lastProjectId - c.firstProjectId < 1_000_000, { message: 'the range of project ids may hold at most 1000000 ids', path: ['lastProjectId'] }),
   create: async ({ config, paths, log, skip }) => {
     const strategy = new XfsQuotaStrategy({
       workingArea: paths.workingArea,

@@ -16,6 +16,7 @@ import {
   type QuotaRecoverResult,
   type QuotaStrategy,
   type QuotaUsage,
+  reusedProbe,
 } from '../../../core/plugin-api.js';
 import { ProjectIdTable } from './project-ids.js';
 import { XfsProjectQuota, type ProjectLimits } from './xfs-project-quota.js';
@@ -77,13 +78,14 @@ export class XfsQuotaStrategy implements QuotaStrategy {
   /** Serializes every use of the id table and the quota table behind it. */
   #queue: Promise<unknown> = Promise.resolve();
   #quota: Promise<XfsProjectQuota> | undefined;
-  #health: { at: number; result: Promise<HealthResult> } | undefined;
+  readonly #health: () => Promise<HealthResult>;
 
   constructor(options: XfsQuotaOptions) {
     if (!Number.isSafeInteger(options.firstProjectId) || !Number.isSafeInteger(options.lastProjectId) || options.firstProjectId < 1 || options.lastProjectId < options.firstProjectId) {
       throw new WsdError('INVALID_ARGUMENT', `project ids ${options.firstProjectId}..${options.lastProjectId} are not a range of positive integers`, { field: 'quota.xfs.firstProjectId' });
     }
     this.#options = { ...options, workingArea: path.resolve(options.workingArea) };
+    this.#health = reusedProbe(options.healthIntervalMs, () => this.#probeHealth());
     this.#log = options.log;
     this.#ids = new ProjectIdTable(options.firstProjectId, options.lastProjectId);
   }
@@ -216,12 +218,8 @@ export class XfsQuotaStrategy implements QuotaStrategy {
   }
 
   /** Whether project quota is still accounted and enforced on the working area's file system. Reused for `healthIntervalMs`. */
-  async checkHealth(): Promise<HealthResult> {
-    const now = Date.now();
-    if (!this.#health || now - this.#health.at >= this.#options.healthIntervalMs) {
-      this.#health = { at: now, result: this.#probeHealth() };
-    }
-    return this.#health.result;
+  checkHealth(): Promise<HealthResult> {
+    return this.#health();
   }
 
   async #probeHealth(): Promise<HealthResult> {

@@ -168,19 +168,20 @@ describe('storage/gcs retries and faults (fault proxy in front of fake-gcs-serve
     }
   });
 
-  it('reports a refusal when the retried conditional put lost to another writer', async () => {
+  it('reports an unknown outcome (UNAVAILABLE), never a refusal it cannot vouch for, when a conditional put retried after a lost answer is refused', async () => {
     const key = 'lost-race/a';
     let first = true;
     proxy.setRule(async (request) => {
       if (kind(request) === 'upload' && first) {
         first = false;
-        // Another node creates the key while this request's connection breaks before the server saw it.
+        // Another node creates the key while this request's connection breaks: whether the first attempt landed (and
+        // was replaced) cannot be told from here, so the storage contract forbids calling it a refusal.
         await direct.put({ key, body: Buffer.from('the other writer') });
         return 'reset';
       }
       return 'forward';
     });
-    await expectCode(backend.put({ key, body: Buffer.from('mine'), ifNoneMatch: true }), 'ALREADY_EXISTS');
+    await expectCode(backend.put({ key, body: Buffer.from('mine'), ifNoneMatch: true }), 'UNAVAILABLE');
     assert.equal(await text((await direct.get({ key })).body), 'the other writer');
   });
 

@@ -404,7 +404,8 @@ export class GcsStorageBackend implements StorageBackend {
 
   /**
    * What a failed put amounts to. When an attempt may have landed (its answer was lost), the object is read back:
-   * if it carries this put's id, size and MD5, the put happened. Otherwise a 412 is the condition's refusal.
+   * if it carries this put's id, size and MD5, the put happened. Otherwise a 412 is the condition's refusal only when
+   * no earlier attempt can have landed; after one that may have, the outcome is unknown (UNAVAILABLE).
    */
   async #settleFailedPut(put: PutAttempt, error: unknown, mayHaveLanded: boolean, size: number, md5: string): Promise<unknown> {
     const refused = error instanceof GcsHttpError && error.status === 412;
@@ -414,6 +415,11 @@ export class GcsStorageBackend implements StorageBackend {
         this.#log?.info('put landed although its answer was lost', { bucket: this.bucket, key: put.key, generation: own.generation });
         return new LandedPut({ size, etag: own.generation });
       }
+    }
+    if (refused && mayHaveLanded) {
+      // An earlier attempt may have landed and been replaced since: this refusal cannot be vouched for (the storage
+      // contract forbids reporting one then). The caller re-reads.
+      return new WsdError('UNAVAILABLE', `${put.what}: outcome unknown (an attempt's answer was lost and the object has changed since); read the object again`, { cause: error });
     }
     if (refused) {
       return put.condition === 0

@@ -135,7 +135,14 @@ class InstanceCredentialProvider extends CredentialProvider {
       if (!role) throw new WsdError('PERMISSION_DENIED', 'storage/s3: credentials.source iam: this instance has no IAM role');
       url = `${this.#imds}/latest/meta-data/iam/security-credentials/${encodeURIComponent(role)}`;
     }
-    const answer = JSON.parse(await metadataText(url, { headers })) as Record<string, string | undefined>;
+    let answer: Record<string, string | undefined>;
+    try {
+      answer = JSON.parse(await metadataText(url, { headers })) as Record<string, string | undefined>;
+    } catch (error) {
+      if (isWsdError(error)) throw error;
+      // Never the parser's message: it quotes the document, which holds the secret key.
+      throw new WsdError('UNAVAILABLE', 'storage/s3: credentials.source iam: the metadata service answered with a credentials document that is not JSON');
+    }
     const accessKey = answer.AccessKeyId ?? answer.AccessKeyID;
     const secretKey = answer.SecretAccessKey;
     if ((answer.Code !== undefined && answer.Code !== 'Success') || !accessKey || !secretKey) {
