@@ -156,7 +156,7 @@ function workspaceStatus(record: WorkspaceRecord, usage: { usedBytes?: number; l
         }
       : {}),
     // The strategy's figure when it has one (a volume strategy may round the limit up), else what was asked for.
-    quota: { limitBytes: usage.limitBytes ?? record.storageQuotaBytes, ...(usage.usedBytes !== undefined ? { usedBytes: usage.usedBytes } : {}) },
+    quota: { limitBytes: usage.limitBytes ?? record.quota?.limitBytes ?? record.storageQuotaBytes, ...(usage.usedBytes !== undefined ? { usedBytes: usage.usedBytes } : {}) },
     ...(record.lastError ? { lastError: scrubSecrets(record.lastError) } : {}),
   };
 }

@@ -1,4 +1,5 @@
 import { Gauge, Histogram, type Registry } from 'prom-client';
+import { reusedProbe } from '../health/reused-probe.js';
 import type { WorkspaceState } from './workspace-record.js';
 
 /** Sums over the workspaces on disk: the limits in force and, when the strategy measures it, their use. */
@@ -18,6 +19,8 @@ export class WorkspaceMetrics {
   constructor(registry: Registry | undefined, states: () => WorkspaceState[], quotaTotals?: () => Promise<QuotaTotals>) {
     if (!registry) return;
     if (quotaTotals) {
+      // One measurement per scrape for both gauges (a usage call may run a command per workspace).
+      const totals = reusedProbe(1_000, quotaTotals);
       // Sums, not one series per workspace: workspaces come and go every few minutes, and a label per id would grow
       // the series without bound. Which workspace is full shows in describe and on the status page.
       new Gauge({
@@ -25,7 +28,7 @@ export class WorkspaceMetrics {
         help: 'Sum of the quota limits in force of the workspaces on disk (0 = none set)',
         registers: [registry],
         async collect() {
-          this.set((await quotaTotals()).limitBytes);
+          this.set((await totals()).limitBytes);
         },
       });
       new Gauge({
@@ -33,7 +36,7 @@ export class WorkspaceMetrics {
         help: 'Sum of what the quota strategy measures as used by the workspaces on disk (absent when it does not measure)',
         registers: [registry],
         async collect() {
-          const { usedBytes } = await quotaTotals();
+          const { usedBytes } = await totals();
           if (usedBytes === undefined) this.reset();
           else this.set(usedBytes);
         },

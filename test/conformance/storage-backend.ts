@@ -44,7 +44,12 @@ export function storageBackendConformance(
     name: `StorageBackend conformance: ${name}`,
     async setup() {
       ({ backend, teardown } = await setup());
-      await (backend as { start?: () => Promise<void> }).start?.();
+      try {
+        await (backend as { start?: () => Promise<void> }).start?.();
+      } catch (error) {
+        await teardown?.(); // the server setup started must not outlive a backend that could not start
+        throw error;
+      }
     },
     async teardown() {
       await (backend as { stop?: () => Promise<void> }).stop?.();

@@ -23,10 +23,17 @@ describe('wsd client: connection errors a person can act on', () => {
     const dir = tempDir('wsd-conn-');
     pki = makeTestPki(dir);
     const tlsApi = `  address: 127.0.0.1:0\n  tls:\n    certFile: ${pki.serverCert}\n    keyFile: ${pki.serverKey}\n    caFile: ${pki.caCert}\n`;
-    [plain, mtls] = await Promise.all([
+    const started = await Promise.allSettled([
       startDaemonProcess({ args: ['--config', testDaemonConfig(tempDir('wsd-conn-plain-'))] }),
       startDaemonProcess({ args: ['--config', testDaemonConfig(dir, '', tlsApi)] }),
     ]);
+    // One that failed to start must not leave the other running.
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(started.map((s) => (s.status === 'fulfilled' ? s.value.stop() : undefined)));
+      throw failed.reason;
+    }
+    [plain, mtls] = started.map((s) => (s as PromiseFulfilledResult<DaemonProcess>).value) as [DaemonProcess, DaemonProcess];
   });
   after(async () => {
     assert.equal(await plain?.stop(), 0);

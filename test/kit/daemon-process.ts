@@ -23,6 +23,9 @@ export interface DaemonProcess {
  * Runs `wsd run` as a real child process and waits for its `ready` log line. Rejects with the daemon's stderr and
  * log if it exits first.
  */
+/** How long a test daemon may take to log `ready` (a loaded 2-core machine; starts take about a second). */
+const startDeadlineMs = 120_000;
+
 export async function startDaemonProcess(options: { args: string[]; cwd?: string; env?: NodeJS.ProcessEnv; launcher?: string[] }): Promise<DaemonProcess> {
   // `launcher` stands in for `node bin/wsd.js`, e.g. the container image's entrypoint script.
   const [command, ...launcherArgs] = options.launcher ?? [process.execPath, wsdBin()];
@@ -50,7 +53,9 @@ export async function startDaemonProcess(options: { args: string[]; cwd?: string
       reject(new Error(`wsd exited (${code ?? signal}) before ready.\nstderr: ${stderr}\nlog: ${logs.map((l) => JSON.stringify(l)).join('\n')}`)),
     );
   });
-  const { http: httpAddress, grpc: grpcAddress } = await ready;
+  // A daemon that never gets ready is killed, not left running behind a test that gave up on it.
+  const deadline = setTimeout(() => child.kill('SIGKILL'), startDeadlineMs);
+  const { http: httpAddress, grpc: grpcAddress } = await ready.finally(() => clearTimeout(deadline));
   return {
     child,
     logs,

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import {
@@ -553,7 +554,10 @@ export class S3StorageBackend implements StorageBackend {
             throw toS3Error(error, this.#context(`${operation} (after ${delivered} of ${opened.contentLength} bytes)`, undefined, failures));
           }
           const { initialDelay, maxDelay } = this.#config.retry;
-          await new Promise((resolve) => setTimeout(resolve, Math.min(maxDelay, initialDelay * 2 ** (failures - 1)) * (0.5 + Math.random() / 2)));
+          // Cancellable: a caller that gives up must not wait out the backoff.
+          await sleep(Math.min(maxDelay, initialDelay * 2 ** (failures - 1)) * (0.5 + Math.random() / 2), undefined, signal ? { signal } : {}).catch((error: unknown) => {
+            throw this.#cancelled(operation, error);
+          });
           const from = firstByte + delivered;
           const last = firstByte + opened.contentLength - 1;
           try {

@@ -75,7 +75,13 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
   } as object);
   const container = options.container === undefined ? `wsd-test-${randomBytes(5).toString('hex')}` : options.container;
   if (container !== false) {
-    await service.getContainerClient(container).createIfNotExists();
+    await service
+      .getContainerClient(container)
+      .createIfNotExists()
+      .catch(async (error: unknown) => {
+        await server.stop(); // a start that fails leaves no server behind
+        throw error;
+      });
   }
   return {
     server,
