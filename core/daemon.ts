@@ -1,3 +1,4 @@
+import path from 'node:path';
 import os from 'node:os';
 import type { WsdConfig } from './config/load-config.js';
 import { WsdError } from './errors.js';
@@ -99,6 +100,8 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
         extract: { ...(owner ? { owner } : {}), allowSpecialFiles: ws.allowSpecialFiles, preserveSetuid: ws.preserveSetuid },
         ...(backup.hmacKey ? { hmacKey: Buffer.from(backup.hmacKey, 'utf8') } : {}),
         acceptUnsignedManifests: backup.acceptUnsignedManifests,
+        format: backup.format,
+        cacheDir: path.join(config.paths.dataDir, 'backup-cache'),
       }),
       gitStatus: (folder, record) => workspaceGitStatus(folder, record.initializer, initializers, owner),
       settings: {

@@ -125,6 +125,10 @@ export const rootConfigSchema = z.strictObject({
       retries: z.number().int().nonnegative().default(4).describe('Retries of a failed periodic backup, with exponential backoff from retryDelay.'),
       retryDelay: durationSchema.prefault('5s').describe('First retry delay of a failed periodic backup; doubles each retry.'),
       compressionLevel: z.number().int().min(1).max(19).default(1).describe('zstd level of archives (1 is fastest; higher saves storage, costs CPU).'),
+      format: z
+        .enum(['chunks', 'tar'])
+        .default('chunks')
+        .describe('How new backups and snapshots are stored: chunks (only what changed, deduplicated across an owner\'s workspaces; ADR 0007) or tar (a whole tar.zst archive each time). Both formats restore either way.'),
       hmacKey: z
         .string()
         .min(32, 'must be at least 32 characters (e.g. `openssl rand -hex 32`)')

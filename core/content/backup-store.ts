@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { lstat, mkdir, readdir, rename, rm, rmdir, stat, chmod, chown, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -11,6 +11,17 @@ import type { ProgressReporter } from '../initializer/content-initializer.js';
 import { archiveFormat, createArchive, extractArchive, type ExtractOptions } from './archive.js';
 import { DigestStream } from './digest-stream.js';
 import { Semaphore } from './semaphore.js';
+import { ChunkIndexStore, type IndexedPack } from './repository/chunk-index.js';
+import { GarbageCollector } from './repository/garbage-collector.js';
+import { PackWriter } from './repository/pack-writer.js';
+import { readBounded } from './repository/read-bounded.js';
+import { packIdOf, packsPrefix } from './repository/repository-layout.js';
+import { RepositoryLocks } from './repository/repository-locks.js';
+import { buildTree } from './repository/tree-builder.js';
+import { TreeCache } from './repository/tree-cache.js';
+import { restoreTree } from './repository/tree-restorer.js';
+import { decodeTree, encodeTree, isHexId, maxTreeJsonBytes, zstdBound } from './repository/tree.js';
+import { compressFrame, decompressFrame } from './repository/zstd-frames.js';
 
 export interface BackupStoreOptions {
   /** Backups kept per workspace (default 3); older ones are deleted only after a newer one is committed. */
@@ -28,6 +39,16 @@ export interface BackupStoreOptions {
   hmacKey?: Buffer;
   /** With `hmacKey`: still accept manifests without `hmac` (written before the key was set), with a warning. */
   acceptUnsignedManifests?: boolean;
+  /**
+   * What new backups and snapshots are written as (default `chunks`, ADR 0007): `chunks` stores only what changed,
+   * deduplicated across an owner's workspaces; `tar` writes a whole `tar+zstd` archive each time (ADR 0003). Both
+   * restore either way.
+   */
+  format?: 'chunks' | 'tar';
+  /** Node-local cache of trees and index objects (chunked backups read unchanged files only with it). */
+  cacheDir?: string;
+  /** Unreferenced packs younger than this are kept by garbage collection (default 1 hour). */
+  gcGraceMs?: number;
 }
 
 /** Archives without a manifest older than this are leftovers of interrupted uploads, and are deleted. */
@@ -47,9 +68,13 @@ export interface ArchiveTarget {
 }
 
 const archiveSuffix = '.tar.zst';
-/** Manifests are a few hundred bytes; anything far larger is not one. */
-const maxManifestBytes = 64 * 1024;
+const treeSuffix = '.tree.zst';
+const objectSuffixes = [archiveSuffix, treeSuffix];
+/** A manifest is a few hundred bytes plus 67 per pack a chunked backup references (~120k packs, ~2 TB, fit). */
+const maxManifestBytes = 8 * 1024 * 1024;
 const manifestSuffix = '.manifest.json';
+/** The format of chunked backups' manifests (version 2). */
+export const treeFormat = 'wsd-tree';
 
 /**
  * Backups and snapshots in object storage, laid out as
@@ -71,8 +96,16 @@ export class BackupStore implements ArchiveService {
   readonly #hmacKey: Buffer | undefined;
   readonly #acceptUnsigned: boolean;
   readonly #uploads: Semaphore;
+  readonly #format: 'chunks' | 'tar';
+  readonly #indexes: ChunkIndexStore;
+  readonly #trees: TreeCache | undefined;
+  readonly #collector: GarbageCollector;
 
   constructor(storage: StorageBackend, log: Logger, options: BackupStoreOptions = {}) {
+    this.#format = options.format ?? 'chunks';
+    this.#indexes = new ChunkIndexStore(storage, log, { ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}), ...(options.hmacKey ? { hmacKey: options.hmacKey } : {}) });
+    this.#trees = options.cacheDir ? new TreeCache(options.cacheDir) : undefined;
+    this.#collector = new GarbageCollector(storage, log, this.#indexes, { ...(options.gcGraceMs !== undefined ? { graceMs: options.gcGraceMs } : {}) });
     this.#storage = storage;
     this.#log = log;
     this.#options = { keep: options.keep ?? 3, compressionLevel: options.compressionLevel ?? 1, extract: options.extract ?? {} };
@@ -84,17 +117,142 @@ export class BackupStore implements ArchiveService {
   /** A fresh, never-used key for an archive of `kind` (the name TakeSnapshot returns for snapshots). */
   newArchiveKey(target: Pick<ArchiveTarget, 'owner' | 'metaId'>, kind: ArchiveKind): string {
     const time = new Date().toISOString().replace(/[-:.]/g, '');
-    return `${workspacePrefix(target)}${kind}s/${time}-${randomBytes(4).toString('hex')}${archiveSuffix}`;
+    return `${workspacePrefix(target)}${kind}s/${time}-${randomBytes(4).toString('hex')}${this.#format === 'chunks' ? treeSuffix : archiveSuffix}`;
   }
 
   /**
    * Archives `dir` under `key` and commits it; for backups, then deletes backups beyond `keep`. Returns the manifest
    * once the archive is current. `exclude` lists paths (relative to `dir`) left out of the archive.
    */
-  write(target: ArchiveTarget, dir: string, kind: ArchiveKind, options: { key?: string; exclude?: string[]; progress?: ProgressReporter } = {}): Promise<BackupManifest> {
+  write(target: ArchiveTarget, dir: string, kind: ArchiveKind, options: { key?: string; exclude?: string[]; progress?: ProgressReporter; signal?: AbortSignal } = {}): Promise<BackupManifest> {
     const progress = options.progress ?? (() => {});
     progress({ phase: 'waiting for an upload slot' });
-    return this.#uploads.run(() => this.#write(target, dir, kind, options.key ?? this.newArchiveKey(target, kind), options.exclude ?? [], progress));
+    const key = options.key ?? this.newArchiveKey(target, kind);
+    return this.#uploads.run(() =>
+      key.endsWith(treeSuffix)
+        ? this.#writeChunked(target, dir, kind, key, options.exclude ?? [], progress, { skipIfUnchanged: options.key === undefined, signal: options.signal })
+        : this.#write(target, dir, kind, key, options.exclude ?? [], progress),
+    );
+  }
+
+  /**
+   * A chunked backup (ADR 0007): under a shared repository lock, reads the owner's index and this node's tree of the
+   * previous backup, builds the new tree (reading only changed files, uploading only new chunks, in packs), stores
+   * the packs' index entries, checks that every pack the tree names exists, then the tree object and the manifest;
+   * the lock goes once the manifest references what the backup uses. Then the same commit as archives. A backup
+   * whose tree is identical to the current backup's stores nothing and returns the current manifest (unless a key
+   * was given: a final backup must exist under that key).
+   */
+  async #writeChunked(target: ArchiveTarget, dir: string, kind: ArchiveKind, key: string, exclude: string[], progress: ProgressReporter, options: { skipIfUnchanged: boolean; signal?: AbortSignal | undefined }): Promise<BackupManifest> {
+    const signal = options.signal;
+    const manifestKey = manifestKeyFor(key);
+    let stored = false;
+    let manifestStored = false;
+    let manifest: BackupManifest;
+    let built: Awaited<ReturnType<typeof buildTree>>;
+    let treeSha: string;
+    try {
+      const lock = await new RepositoryLocks(this.#storage, target.owner).shared(signal);
+      try {
+        progress({ phase: 'scanning', bytes: 0, files: 0 });
+        const [index, previous] = await Promise.all([this.#indexes.load(target.owner, signal), this.#trees?.read(target.owner, target.metaId)]);
+        const packs = new PackWriter(this.#storage, target.owner, { ...(signal ? { signal } : {}) });
+        built = await buildTree({ root: dir, exclude, index, packs, previous, level: this.#options.compressionLevel, signal, progress });
+        if (built.warnings.length > 0) this.#log.warn('files changed while backing up', { key, warnings: built.warnings.slice(0, 5) });
+        const json = Buffer.from(encodeTree(built.tree));
+        treeSha = createHash('sha256').update(json).digest('hex');
+        if (kind === 'backup' && options.skipIfUnchanged && previous?.sha256 === treeSha) {
+          const latest = await this.latestBackup(target).catch(() => undefined);
+          if (latest?.object === previous.object) {
+            progress({ phase: 'unchanged since the last backup' });
+            return latest;
+          }
+        }
+        progress({ phase: 'committing', files: built.files });
+        let uploadedBytes = packs.uploadedBytes;
+        if (packs.sealed.length > 0) {
+          const indexed: IndexedPack[] = packs.sealed.map((p) => ({ id: p.id!, size: p.size, chunks: p.chunks.map((c) => ({ id: c.id, offset: c.offset, stored: c.stored, raw: c.raw, encoding: c.encoding })) }));
+          await this.#indexes.write(target.owner, indexed, signal);
+        }
+        await this.#assertPacksExist(target.owner, built.tree);
+        const body = await compressFrame(json, 3);
+        uploadedBytes += body.length;
+        await this.#storage.put({ key, body, contentType: 'application/zstd', ...(signal ? { signal } : {}) });
+        stored = true;
+        manifest = this.#sign({
+          version: 2,
+          kind,
+          object: key,
+          size: body.length,
+          sha256: createHash('sha256').update(body).digest('hex'),
+          format: treeFormat,
+          createdAt: new Date().toISOString(),
+          files: built.tree.entries.length,
+          bytesUncompressed: built.dataBytes,
+          treeBytes: json.length,
+          packs: built.tree.packs,
+          uploadedBytes,
+          workspaceId: target.metaId,
+          owner: target.owner,
+          instanceId: target.instanceId,
+        });
+        await this.#putJson(manifestKey, manifest);
+        manifestStored = true;
+      } finally {
+        await lock.release();
+      }
+      if (kind === 'backup') await this.#commitLatest(target, manifest);
+    } catch (error) {
+      const removable = !manifestStored || (await this.#latestNamesOther(target, key));
+      if (removable) {
+        if (manifestStored) await this.#storage.delete({ key: manifestKey }).catch(() => {});
+        if (stored) await this.#storage.delete({ key }).catch(() => {});
+      } else {
+        this.#log.warn('kept a backup whose latest.json update failed: it may be current', { key, owner: target.owner, metaId: target.metaId });
+      }
+      // New packs stay: unreferenced, they are garbage collection's (and a retry finds their chunks in the index).
+      throw toWsdError(error, 'UNAVAILABLE', `storing ${kind} ${key}`);
+    }
+    if (kind === 'backup') {
+      await this.#trees?.write(target.owner, target.metaId, { object: key, sha256: treeSha, tree: built.tree, stats: built.stats }).catch((error: unknown) => this.#log.warn('cannot write the backup tree cache', { error: error as Error }));
+      await this.#prune(target, key).catch((error: unknown) => this.#log.warn('pruning old backups failed', { owner: target.owner, metaId: target.metaId, error: error as Error }));
+    }
+    return manifest;
+  }
+
+  /** Every pack `tree` names is in storage and long enough (one listing per ~1000 packs): never commit a backup that cannot restore. */
+  async #assertPacksExist(owner: string, tree: { packs: string[]; chunks: Array<{ pack: number; offset: number; stored: number; encoding: string }> }): Promise<void> {
+    if (tree.packs.length === 0) return;
+    const sizes = new Map<string, number>();
+    for await (const object of this.#storage.list({ prefix: packsPrefix(owner) })) {
+      const id = packIdOf(object.key, owner);
+      if (id) sizes.set(id, object.size);
+    }
+    const needed = new Map<number, number>();
+    for (const c of tree.chunks) if (c.encoding !== 'zero') needed.set(c.pack, Math.max(needed.get(c.pack) ?? 0, c.offset + c.stored));
+    for (const [pack, end] of needed) {
+      const size = sizes.get(tree.packs[pack]!);
+      if (size === undefined || size < end) throw new WsdError('UNAVAILABLE', `pack ${tree.packs[pack]} that this backup reuses is ${size === undefined ? 'missing' : 'shorter than indexed'}; the next backup reads the files again`);
+    }
+  }
+
+  /**
+   * Deletes packs of `owner` that no committed backup or snapshot references (garbage-collector.ts). Opportunistic:
+   * it gives way to backups in flight. Returns what it did.
+   */
+  collectGarbage(owner: string): ReturnType<GarbageCollector['collect']> {
+    return this.#collector.collect(owner, () => this.#referencedPacks(owner));
+  }
+
+  async #referencedPacks(owner: string): Promise<Set<string>> {
+    const packs = new Set<string>();
+    for await (const object of this.#storage.list({ prefix: `${owner}/workspaces/` })) {
+      const latest = object.key.endsWith('/backups/latest.json');
+      if (!object.key.endsWith(manifestSuffix) && !latest) continue;
+      const manifest = await this.#getManifest(object.key, latest ? {} : { base: baseOf(object.key) });
+      for (const id of manifest.packs ?? []) packs.add(id);
+    }
+    return packs;
   }
 
   async #write(target: ArchiveTarget, dir: string, kind: ArchiveKind, key: string, exclude: string[], progress: ProgressReporter): Promise<BackupManifest> {
@@ -160,24 +318,28 @@ export class BackupStore implements ArchiveService {
     const archives: Array<{ key: string; modifiedAt: Date }> = [];
     for await (const object of this.#storage.list({ prefix })) {
       if (object.key.endsWith(manifestSuffix)) manifests.push(object.key);
-      else if (object.key.endsWith(archiveSuffix)) archives.push(object);
+      else if (objectSuffixes.some((suffix) => object.key.endsWith(suffix))) archives.push(object);
     }
     // Keys start with a sortable UTC time, so key order is age order.
     manifests.sort();
     const pointer = (await this.#readLatest(target)).manifest?.object;
     const expired = manifests
       .slice(0, Math.max(0, manifests.length - this.#options.keep))
-      .filter((m) => m !== manifestKeyFor(current) && pointer !== undefined && archiveKeyFor(m) < pointer);
+      .filter((m) => m !== manifestKeyFor(current) && pointer !== undefined && baseOf(m) < baseOf(pointer));
     for (const manifest of expired) {
       await this.#storage.delete({ key: manifest });
-      await this.#storage.delete({ key: archiveKeyFor(manifest) });
+      for (const suffix of objectSuffixes) await this.#storage.delete({ key: baseOf(manifest) + suffix });
     }
-    const committed = new Set(manifests.map(archiveKeyFor));
+    const committed = new Set(manifests.map(baseOf));
     for (const archive of archives) {
-      if (!committed.has(archive.key) && archive.key !== current && Date.now() - archive.modifiedAt.getTime() > orphanAgeMs) {
+      if (!committed.has(baseOf(archive.key)) && archive.key !== current && Date.now() - archive.modifiedAt.getTime() > orphanAgeMs) {
         this.#log.info('deleting an archive whose upload never completed', { key: archive.key });
         await this.#storage.delete({ key: archive.key });
       }
+    }
+    if (expired.length > 0 && this.#format === 'chunks') {
+      const outcome = await this.collectGarbage(target.owner);
+      this.#log.debug('garbage collection after pruning', { owner: target.owner, ...outcome });
     }
   }
 
@@ -294,7 +456,7 @@ export class BackupStore implements ArchiveService {
     const out = { backups: [] as BackupManifest[], snapshots: [] as BackupManifest[] };
     for await (const object of this.#storage.list({ prefix: workspacePrefix(target) })) {
       if (!object.key.endsWith(manifestSuffix)) continue;
-      const manifest = await this.#getManifest(object.key, { object: archiveKeyFor(object.key) }).catch(() => undefined);
+      const manifest = await this.#getManifest(object.key, { base: baseOf(object.key) }).catch(() => undefined);
       if (manifest) (manifest.kind === 'backup' ? out.backups : out.snapshots).push(manifest);
     }
     return out;
@@ -310,6 +472,7 @@ export class BackupStore implements ArchiveService {
    */
   async restore(manifest: BackupManifest, dir: string, signal?: AbortSignal, limits: { quotaBytes?: number; progress?: ProgressReporter } = {}): Promise<{ members: number }> {
     signal?.throwIfAborted();
+    if (manifest.format === treeFormat) return this.#restoreTree(manifest, dir, signal, limits);
     if (manifest.format !== archiveFormat) {
       throw new WsdError('FAILED_PRECONDITION', `archive ${manifest.object} has format ${JSON.stringify(manifest.format)}; this wsd reads ${archiveFormat}`);
     }
@@ -341,6 +504,32 @@ export class BackupStore implements ArchiveService {
     }
   }
 
+  /** A chunked backup into `dir`, with the same guarantees as an archive: staged, verified, then moved in. */
+  async #restoreTree(manifest: BackupManifest, dir: string, signal: AbortSignal | undefined, limits: { quotaBytes?: number; progress?: ProgressReporter }): Promise<{ members: number }> {
+    const body = await readBounded(this.#storage, manifest.object, manifest.size, signal);
+    const sha = createHash('sha256').update(body).digest('hex');
+    if (body.length !== manifest.size || sha !== manifest.sha256) {
+      throw new WsdError('DATA_LOSS', `tree ${manifest.object} is corrupt: expected ${manifest.size} bytes sha256 ${manifest.sha256}, read ${body.length} bytes sha256 ${sha}`);
+    }
+    const json = await decompressFrame(body, { exact: manifest.treeBytes! }, `tree ${manifest.object}`);
+    const { tree, storedDataBytes } = decodeTree(json.toString('utf8'), `tree ${manifest.object}`);
+    if (limits.quotaBytes && storedDataBytes > limits.quotaBytes) {
+      throw new WsdError('RESOURCE_EXHAUSTED', `backup ${manifest.object} holds ${storedDataBytes} bytes of data, more than the workspace quota of ${limits.quotaBytes} bytes`);
+    }
+    const staging = path.join(dir, `${stagingPrefix}${randomBytes(6).toString('hex')}`);
+    await mkdir(staging, { mode: 0o700 });
+    try {
+      // Packs are read from the repository of the owner whose folder holds the tree (checked against the request), never
+      // from the owner a manifest names: an unsigned manifest could name anyone.
+      const result = await restoreTree({ tree, dir: staging, storage: this.#storage, owner: manifest.object.split('/')[0]!, extract: this.#options.extract, signal, progress: limits.progress });
+      limits.progress?.({ files: result.members });
+      await moveInto(staging, dir);
+      return result;
+    } finally {
+      await rm(staging, { recursive: true, force: true, maxRetries: 3 });
+    }
+  }
+
   async #putJson(key: string, value: unknown, condition: Pick<PutOptions, 'ifMatch' | 'ifNoneMatch'> = {}): Promise<void> {
     await this.#storage.put({ key, body: Buffer.from(`${JSON.stringify(value, null, 2)}\n`), contentType: 'application/json', ...condition });
   }
@@ -351,7 +540,7 @@ export class BackupStore implements ArchiveService {
    * at another owner's archive), and, with a key configured, its HMAC. Anything else is DATA_LOSS.
    * `version.etag` receives the etag of the object read (also when it is refused), for a compare-and-swap.
    */
-  async #getManifest(key: string, expect: { kind?: ArchiveKind; prefix?: string; object?: string }, version?: { etag?: string }): Promise<BackupManifest> {
+  async #getManifest(key: string, expect: { kind?: ArchiveKind; prefix?: string; object?: string; base?: string }, version?: { etag?: string }): Promise<BackupManifest> {
     const { body, etag } = await this.#storage.get({ key });
     if (version) version.etag = etag;
     const chunks: Buffer[] = [];
@@ -371,11 +560,19 @@ export class BackupStore implements ArchiveService {
       throw new WsdError('DATA_LOSS', `manifest ${key} is not valid JSON`, { cause: error });
     }
     const bad = (why: string) => new WsdError('DATA_LOSS', `manifest ${key} is refused: ${why}`);
-    if (manifest === null || typeof manifest !== 'object' || manifest.version !== 1) throw bad('not a wsd manifest (version 1)');
+    if (manifest === null || typeof manifest !== 'object' || (manifest.version !== 1 && manifest.version !== 2)) throw bad('not a wsd manifest (version 1 or 2)');
     if (manifest.kind !== 'backup' && manifest.kind !== 'snapshot') throw bad('unknown kind');
     if (expect.kind && manifest.kind !== expect.kind) throw bad(`it describes a ${manifest.kind}, not a ${expect.kind}`);
-    if (typeof manifest.object !== 'string' || !manifest.object.endsWith(archiveSuffix)) throw bad('no archive key');
+    const suffix = manifest.version === 1 ? archiveSuffix : treeSuffix;
+    if (typeof manifest.object !== 'string' || !manifest.object.endsWith(suffix)) throw bad(manifest.version === 1 ? 'no archive key' : 'no tree key');
+    if (manifest.version === 2) {
+      if (manifest.format !== treeFormat) throw bad(`version 2 with format ${JSON.stringify(manifest.format)}`);
+      if (!Number.isSafeInteger(manifest.treeBytes) || manifest.treeBytes! <= 0 || manifest.treeBytes! > maxTreeJsonBytes) throw bad(`treeBytes is not an integer in 1..${maxTreeJsonBytes}`);
+      if (manifest.size > zstdBound(maxTreeJsonBytes)) throw bad('the tree object is larger than a tree can be');
+      if (!Array.isArray(manifest.packs) || !manifest.packs.every((id) => typeof id === 'string' && isHexId(id))) throw bad('packs is not a list of pack ids');
+    }
     if (expect.object !== undefined && manifest.object !== expect.object) throw bad('it names an archive other than the one beside it');
+    if (expect.base !== undefined && baseOf(manifest.object) !== expect.base) throw bad('it names an archive other than the one beside it');
     if (expect.prefix !== undefined && (!manifest.object.startsWith(expect.prefix) || manifest.object.slice(expect.prefix.length).includes('/'))) {
       throw bad("its archive is not one of this workspace's backups");
     }
@@ -383,7 +580,7 @@ export class BackupStore implements ArchiveService {
       if (!Number.isSafeInteger(manifest[field]) || manifest[field] < 0) throw bad(`${field} is not a non-negative integer`);
     }
     // Restores are bounded by it; a tar stream is never empty (GNU tar writes at least one 10 KiB record).
-    if (manifest.bytesUncompressed === 0) throw bad('bytesUncompressed is 0');
+    if (manifest.version === 1 && manifest.bytesUncompressed === 0) throw bad('bytesUncompressed is 0');
     if (typeof manifest.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(manifest.sha256)) throw bad('sha256 is not 64 hex digits');
     if (this.#hmacKey) {
       if (manifest.hmac === undefined) {
@@ -411,8 +608,12 @@ export function workspacePrefix(target: Pick<ArchiveTarget, 'owner' | 'metaId'>)
 }
 
 const latestKey = (target: Pick<ArchiveTarget, 'owner' | 'metaId'>) => `${workspacePrefix(target)}backups/latest.json`;
-const manifestKeyFor = (archiveKey: string) => archiveKey.slice(0, -archiveSuffix.length) + manifestSuffix;
-const archiveKeyFor = (manifestKey: string) => manifestKey.slice(0, -manifestSuffix.length) + archiveSuffix;
+/** A backup's key without its suffix: `<prefix><time>-<nonce>`, shared by its object and its manifest. */
+function baseOf(key: string): string {
+  for (const suffix of [...objectSuffixes, manifestSuffix]) if (key.endsWith(suffix)) return key.slice(0, -suffix.length);
+  return key;
+}
+const manifestKeyFor = (objectKey: string) => baseOf(objectKey) + manifestSuffix;
 
 /** JSON with object keys sorted at every depth: the bytes an HMAC covers must not depend on key order. */
 function canonicalJson(value: unknown): string {
@@ -465,7 +666,7 @@ async function mergeFolder(source: string, target: string): Promise<void> {
 
 /** The owner and workspace of a snapshot name as TakeSnapshot returns it; INVALID_ARGUMENT for anything else. */
 export function parseSnapshotName(name: string, field = 'snapshot'): { owner: string; metaId: string } {
-  const match = /^([^/]+)\/workspaces\/([^/]+)\/snapshots\/[^/]+\.tar\.zst$/.exec(name);
+  const match = /^([^/]+)\/workspaces\/([^/]+)\/snapshots\/[^/]+\.(?:tar|tree)\.zst$/.exec(name);
   if (!match) throw new WsdError('INVALID_ARGUMENT', `snapshot name ${JSON.stringify(name)} is not one that TakeSnapshot returns`, { field });
   return { owner: match[1]!, metaId: match[2]! };
 }

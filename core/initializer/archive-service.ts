@@ -18,19 +18,26 @@ export interface ArchiveService {
 
 /** What a manifest says about one archive (a backup or a snapshot). */
 export interface ArchiveManifest {
-  version: 1;
+  /** 1: a `tar+zstd` archive; 2: a chunked backup (`wsd-tree`: a tree object and the owner's packs, ADR 0007). */
+  version: 1 | 2;
   kind: 'backup' | 'snapshot';
   /** Storage key of the archive. */
   object: string;
-  /** Bytes of the archive as stored. */
+  /** Bytes of the archive (version 2: of the tree object) as stored. */
   size: number;
-  /** sha256 (hex) of the archive bytes. */
+  /** sha256 (hex) of the archive (version 2: tree object) bytes. */
   sha256: string;
   format: string;
   createdAt: string;
   files: number;
-  /** Bytes of the uncompressed tar stream: restores stop past it. */
+  /** Bytes of the uncompressed tar stream: restores stop past it. Version 2: bytes of file content. */
   bytesUncompressed: number;
+  /** Version 2: bytes of the tree's JSON (a restore decodes no more). */
+  treeBytes?: number;
+  /** Version 2: ids of every pack the tree references (garbage collection keeps them). */
+  packs?: string[];
+  /** Version 2: bytes this backup added to storage (new packs, index and tree). */
+  uploadedBytes?: number;
   /** The workspace (meta) id the archive belongs to. */
   workspaceId: string;
   owner: string;

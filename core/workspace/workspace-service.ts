@@ -487,11 +487,14 @@ export class WorkspaceService {
     return this.#track(this.#lock.run(id, async () => {
       if (entry.record.state !== 'ready' || this.#shutdown.signal.aborted) return 'gone';
       return this.#recorded(id, 'periodic backup', async () => {
-        const fingerprint = await treeFingerprint(entry.record.folder, { exclude: this.#excluded() });
-        if (fingerprint === entry.record.lastBackup?.fingerprint) return 'skipped';
+        // Chunked backups find unchanged trees themselves (from a cached tree, at a stat per file) and store nothing.
+        const chunked = this.#backups.newArchiveKey(entry.record, 'backup').endsWith('.tree.zst');
+        const fingerprint = chunked ? undefined : await treeFingerprint(entry.record.folder, { exclude: this.#excluded() });
+        if (fingerprint !== undefined && fingerprint === entry.record.lastBackup?.fingerprint) return 'skipped';
+        const before = entry.record.lastBackup?.key;
         const progress = this.#progress.start(id, 'periodic-backup');
-        await progress.run(() => this.#archive(entry, 'backup', { fingerprint, progress: progress.report }));
-        return 'stored';
+        const ref = await progress.run(() => this.#archive(entry, 'backup', { ...(fingerprint ? { fingerprint } : {}), progress: progress.report }));
+        return chunked && ref.key === before ? 'skipped' : 'stored';
       });
     }));
   }
@@ -581,7 +584,8 @@ export class WorkspaceService {
       const exclude = this.#excluded();
       // Taken before archiving: a change made while the archive is written shows up as a change next time.
       if (kind === 'backup' && !options.fingerprint) options.progress?.({ phase: 'scanning' });
-      const fingerprint = kind === 'backup' ? (options.fingerprint ?? (await treeFingerprint(record.folder, { exclude }))) : undefined;
+      const chunked = this.#backups.newArchiveKey(record, kind).endsWith('.tree.zst');
+      const fingerprint = kind === 'backup' && !chunked ? (options.fingerprint ?? (await treeFingerprint(record.folder, { exclude }))) : undefined;
       const manifest = await this.#backups.write({ owner: record.owner, metaId: record.metaId, instanceId: record.id }, record.folder, kind, {
         ...(options.key ? { key: options.key } : {}),
         exclude,

@@ -1,0 +1,271 @@
+import { createHash } from 'node:crypto';
+import { constants, type BigIntStats } from 'node:fs';
+import { open, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { WsdError } from '../../errors.js';
+import type { ProgressReporter } from '../../initializer/content-initializer.js';
+import { Semaphore } from '../semaphore.js';
+import type { ChunkIndex, ChunkLocation } from './chunk-index.js';
+import { maxChunkBytes, minChunkBytes, nextCut } from './chunker.js';
+import type { NewChunk, PackWriter } from './pack-writer.js';
+import type { Tree, TreeEntry } from './tree.js';
+import { scanTree } from './tree-scanner.js';
+import { compressFrame } from './zstd-frames.js';
+
+/** What a node remembers of the last backup of a workspace: its tree, and inode + ctime of each file then. */
+export interface PreviousTree {
+  tree: Tree;
+  /** path → [inode, ctime ns] at the time the file was read. */
+  stats: Map<string, [string, string]>;
+}
+
+export interface BuiltTree {
+  tree: Tree;
+  stats: Map<string, [string, string]>;
+  files: number;
+  dataBytes: number;
+  /** Bytes of file content read (the rest was known unchanged from a stat). */
+  readBytes: number;
+  warnings: string[];
+}
+
+/** Chunks compressing to more than this fraction of their size are stored raw: decoding them would buy nothing. */
+const worthCompressing = 0.97;
+const zeros = Buffer.alloc(maxChunkBytes);
+
+/**
+ * Walks `root` and makes its tree: a file unchanged since `previous` (same size, mtime, inode and ctime) keeps its
+ * chunk list at the cost of its stat; any other file is read, cut into content-defined chunks and hashed, and only
+ * chunks the owner's repository does not hold yet (`index`) are compressed into `packs`.
+ */
+export async function buildTree(options: {
+  root: string;
+  exclude: string[];
+  index: ChunkIndex;
+  packs: PackWriter;
+  previous?: PreviousTree | undefined;
+  level: number;
+  signal?: AbortSignal | undefined;
+  progress?: ProgressReporter | undefined;
+}): Promise<BuiltTree> {
+  const { root, index, packs, level, signal } = options;
+  const scanned = await scanTree(root, { exclude: options.exclude });
+  signal?.throwIfAborted();
+  const chunkIds: string[] = [];
+  const chunkSlots = new Map<string, number>();
+  const locations: Array<ChunkLocation | NewChunk | { encoding: 'zero'; raw: number }> = [];
+  const pending = new Map<string, Promise<number>>();
+  const warnings: string[] = [];
+  const stats = new Map<string, [string, string]>();
+  const previousFiles = new Map<string, TreeEntry>();
+  if (options.previous) for (const e of options.previous.tree.entries) if (e.type === 'file') previousFiles.set(e.path, e);
+  let readBytes = 0;
+  let files = 0;
+  let dataBytes = 0;
+
+  const slot = (id: string, location: (typeof locations)[number]): number => {
+    const at = chunkIds.length;
+    chunkIds.push(id);
+    locations.push(location);
+    chunkSlots.set(id, at);
+    return at;
+  };
+
+  /** The tree's chunk slot for `data` (a view the caller reuses afterwards: copied when it must be kept). */
+  const addChunk = async (data: Buffer): Promise<number> => {
+    const id = createHash('sha256').update(data).digest('hex');
+    const known = chunkSlots.get(id) ?? (await pending.get(id));
+    if (known !== undefined) return known;
+    const existing = index.chunks.get(id);
+    if (existing) return slot(id, existing);
+    if (data.equals(zeros.subarray(0, data.length))) return slot(id, { encoding: 'zero', raw: data.length });
+    const work = (async () => {
+      const copy = Buffer.from(data);
+      const compressed = await compressFrame(copy, level);
+      const chunk = compressed.length < copy.length * worthCompressing ? await packs.add(id, compressed, copy.length, 'zstd') : await packs.add(id, copy, copy.length, 'raw');
+      return slot(id, chunk);
+    })();
+    pending.set(id, work);
+    try {
+      return await work;
+    } finally {
+      pending.delete(id);
+    }
+  };
+
+  const readFile = async (rel: string, expected: number): Promise<{ chunks: number[]; size: number }> => {
+    const handle = await open(path.join(root, rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      // Opened without following a symlink and without blocking on a fifo: a file swapped since the scan is skipped.
+      if (!(await handle.stat()).isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'ELOOP' });
+      const chunks: number[] = [];
+      let size = 0;
+      if (expected <= minChunkBytes) {
+        const data = await handle.readFile();
+        if (data.length > 0) chunks.push(await addChunk(data));
+        readBytes += data.length;
+        return { chunks, size: data.length };
+      }
+      const buffer = Buffer.allocUnsafe(2 * maxChunkBytes);
+      let filled = 0;
+      let eof = false;
+      while (!eof || filled > 0) {
+        signal?.throwIfAborted();
+        while (!eof && filled < buffer.length) {
+          const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null);
+          if (bytesRead === 0) eof = true;
+          filled += bytesRead;
+          readBytes += bytesRead;
+          options.progress?.({ bytes: readBytes });
+        }
+        let start = 0;
+        for (;;) {
+          const cut = nextCut(buffer, start, filled, eof);
+          if (cut < 0 || cut === start) break;
+          chunks.push(await addChunk(buffer.subarray(start, cut)));
+          size += cut - start;
+          start = cut;
+        }
+        buffer.copy(buffer, 0, start, filled);
+        filled -= start;
+        if (eof && filled === 0) break;
+      }
+      return { chunks, size };
+    } finally {
+      await handle.close();
+    }
+  };
+
+  const reuse = (rel: string, st: BigIntStats): number[] | undefined => {
+    const before = previousFiles.get(rel);
+    const seen = options.previous?.stats.get(rel);
+    if (!before || !seen || BigInt(before.size!) !== st.size || before.mtimeNs !== st.mtimeNs.toString()) return undefined;
+    if (seen[0] !== st.ino.toString() || seen[1] !== st.ctimeNs.toString()) return undefined;
+    const out: number[] = [];
+    for (const i of before.chunks!) {
+      const ref = options.previous!.tree.chunks[i]!;
+      const known = chunkSlots.get(ref.id);
+      if (known !== undefined) out.push(known);
+      else if (ref.encoding === 'zero') out.push(slot(ref.id, { encoding: 'zero', raw: ref.raw }));
+      else {
+        // Only through the index: it drops a pack before the pack is deleted, the old tree does not know.
+        const location = index.chunks.get(ref.id);
+        if (!location) return undefined;
+        out.push(slot(ref.id, location));
+      }
+    }
+    return out;
+  };
+
+  const entries: Array<TreeEntry | undefined> = new Array(scanned.length);
+  const firstLink = new Map<string, string>();
+  const reads = new Semaphore(4);
+  const work: Array<Promise<void>> = [];
+  for (const [i, { path: rel, stats: st }] of scanned.entries()) {
+    const base = { path: rel, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs.toString() };
+    if (st.isDirectory()) entries[i] = { ...base, type: 'dir' };
+    else if (st.isSymbolicLink()) {
+      work.push(
+        readlink(path.join(root, rel)).then(
+          (target) => void (entries[i] = { ...base, type: 'symlink', target }),
+          () => void warnings.push(`${rel}: removed while reading`),
+        ),
+      );
+    } else if (st.isFIFO()) entries[i] = { ...base, type: 'fifo' };
+    else if (st.isCharacterDevice() || st.isBlockDevice()) {
+      // glibc's gnu_dev_major/gnu_dev_minor.
+      const major = ((st.rdev >> 8n) & 0xfffn) | ((st.rdev >> 32n) & ~0xfffn);
+      const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & ~0xffn);
+      entries[i] = { ...base, type: st.isCharacterDevice() ? 'char' : 'block', rdev: [Number(major & 0xffffffffn), Number(minor & 0xffffffffn)] };
+    } else if (st.isFile()) {
+      const inode = `${st.dev}:${st.ino}`;
+      if (st.nlink > 1n) {
+        const first = firstLink.get(inode);
+        if (first !== undefined) {
+          entries[i] = { ...base, type: 'hardlink', target: first };
+          continue;
+        }
+        firstLink.set(inode, rel);
+      }
+      files++;
+      const reused = reuse(rel, st);
+      if (reused) {
+        entries[i] = { ...base, type: 'file', size: Number(st.size), chunks: reused };
+        stats.set(rel, [st.ino.toString(), st.ctimeNs.toString()]);
+        dataBytes += Number(st.size);
+        continue;
+      }
+      work.push(
+        reads.run(async () => {
+          signal?.throwIfAborted();
+          try {
+            const { chunks, size } = await readFile(rel, Number(st.size));
+            entries[i] = { ...base, type: 'file', size, chunks };
+            dataBytes += size;
+            // A file that changed while read must be read again next time: no stat to match.
+            if (BigInt(size) === st.size) stats.set(rel, [st.ino.toString(), st.ctimeNs.toString()]);
+            else warnings.push(`${rel}: file changed as we read it`);
+          } catch (error) {
+            const code = (error as NodeJS.ErrnoException).code;
+            if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENXIO') warnings.push(`${rel}: removed or replaced while reading`);
+            else throw new WsdError('UNAVAILABLE', `reading ${rel}: ${(error as Error).message}`, { cause: error });
+          }
+          options.progress?.({ files });
+        }),
+      );
+    }
+  }
+  await Promise.all(work);
+  await packs.finish();
+
+  // Entries that vanished while reading are dropped, and so is anything below a folder that did.
+  const kept: TreeEntry[] = [];
+  const folders = new Set<string>();
+  const filePaths = new Set<string>();
+  for (const entry of entries) {
+    if (!entry) continue;
+    const slash = entry.path.lastIndexOf('/');
+    if (entry.path !== '' && !folders.has(slash < 0 ? '' : entry.path.slice(0, slash))) continue;
+    if (entry.type === 'hardlink' && !filePaths.has(entry.target!)) continue;
+    if (entry.type === 'dir') folders.add(entry.path);
+    if (entry.type === 'file') filePaths.add(entry.path);
+    kept.push(entry);
+  }
+
+  const packIds: string[] = [];
+  const packSlots = new Map<string, number>();
+  const packSlot = (id: string) => {
+    let at = packSlots.get(id);
+    if (at === undefined) {
+      at = packIds.length;
+      packIds.push(id);
+      packSlots.set(id, at);
+    }
+    return at;
+  };
+  // Chunks and packs numbered in order of first use: the same tree always encodes to the same bytes, whatever
+  // order concurrent reads finished in (an unchanged workspace is recognised by its tree's hash).
+  const chunks: Tree['chunks'] = [];
+  const renumbered = new Map<number, number>();
+  for (const entry of kept) {
+    if (!entry.chunks) continue;
+    entry.chunks = entry.chunks.map((old) => {
+      let at = renumbered.get(old);
+      if (at === undefined) {
+        at = chunks.length;
+        renumbered.set(old, at);
+        const id = chunkIds[old]!;
+        const location = locations[old]!;
+        if (location.encoding === 'zero') chunks.push({ id, pack: 0, offset: 0, stored: 0, raw: location.raw, encoding: 'zero' });
+        else {
+          const { offset, stored, raw, encoding } = location as ChunkLocation | NewChunk;
+          const pack = typeof (location as ChunkLocation).pack === 'string' ? (location as ChunkLocation).pack : (location as NewChunk).pack.id!;
+          chunks.push({ id, pack: packSlot(pack), offset, stored, raw, encoding });
+        }
+      }
+      return at;
+    });
+  }
+  const tree: Tree = { packs: packIds, chunks, entries: kept };
+  return { tree, stats, files, dataBytes, readBytes, warnings };
+}

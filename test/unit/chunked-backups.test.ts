@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, linkSync, mkdirSync, readdirSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { BackupStore, type ArchiveTarget } from '../../core/content/backup-store.js';
+import { createLogger } from '../../core/observability/logger.js';
+import type { StorageBackend } from '../../core/storage/storage-backend.js';
+import { LocalStorageBackend } from '../../plugins/storage/local/local-storage-backend.js';
+import { tempDir } from '../kit/temp-dir.js';
+import { treeManifest } from '../kit/tree-hash.js';
+
+const log = createLogger({ level: 'error' });
+const target = (metaId = 'ws-1', owner = 'olga'): ArchiveTarget => ({ owner, metaId, instanceId: `${metaId}-i` });
+
+async function storedBytes(storage: StorageBackend, prefix = ''): Promise<number> {
+  let total = 0;
+  for await (const o of storage.list({ prefix })) total += o.size;
+  return total;
+}
+
+/** A workspace-like tree: small text files, a large half-random file, links, an empty folder, odd names. */
+function makeTree(dir: string): void {
+  mkdirSync(path.join(dir, 'src', 'deep', 'er'), { recursive: true });
+  mkdirSync(path.join(dir, 'empty'));
+  for (let i = 0; i < 200; i++) writeFileSync(path.join(dir, 'src', `f${i}.txt`), `line ${i}\n`.repeat(50 + i));
+  const big = Buffer.concat([randomBytes(3 * 1024 * 1024), Buffer.alloc(3 * 1024 * 1024, 'a'), randomBytes(3 * 1024 * 1024)]);
+  writeFileSync(path.join(dir, 'big.bin'), big);
+  writeFileSync(path.join(dir, 'src', 'deep', 'er', 'ünïcødé name.txt'), 'x');
+  writeFileSync(path.join(dir, 'empty.txt'), '');
+  symlinkSync('src/f1.txt', path.join(dir, 'link'));
+  symlinkSync('/etc/passwd', path.join(dir, 'abs-link'));
+  linkSync(path.join(dir, 'src', 'f2.txt'), path.join(dir, 'hard.txt'));
+  chmodSync(path.join(dir, 'src', 'f3.txt'), 0o751);
+  utimesSync(path.join(dir, 'src', 'f4.txt'), 1_000_000, 1_000_000);
+}
+
+function fresh(root: string, name: string): string {
+  const dir = path.join(root, name);
+  mkdirSync(dir);
+  return dir;
+}
+
+describe('chunked backups (ADR 0007)', () => {
+  it('round-trips a tree: content, modes, mtimes, symlinks, hard links, empty files and folders', async () => {
+    const tmp = { path: tempDir('chunked-') };
+    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
+    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
+    const ws = fresh(tmp.path, 'ws');
+    makeTree(ws);
+    const manifest = await store.write(target(), ws, 'backup');
+    assert.equal(manifest.version, 2);
+    assert.equal(manifest.format, 'wsd-tree');
+    assert.ok(manifest.object.endsWith('.tree.zst'));
+    const restored = fresh(tmp.path, 'restored');
+    await store.restore((await store.latestBackup(target()))!, restored);
+    assert.deepEqual(await treeManifest(restored), await treeManifest(ws));
+    assert.equal(statSync(path.join(restored, 'src', 'f4.txt')).mtimeMs, 1_000_000_000);
+    assert.equal(statSync(path.join(restored, 'hard.txt')).ino, statSync(path.join(restored, 'src', 'f2.txt')).ino);
+  });
+
+  it('an unchanged workspace stores nothing; a small change stores a small fraction', async () => {
+    const tmp = { path: tempDir('chunked-') };
+    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
+    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
+    const ws = fresh(tmp.path, 'ws');
+    makeTree(ws);
+    const first = await store.write(target(), ws, 'backup');
+    const full = await storedBytes(storage);
+    const again = await store.write(target(), ws, 'backup');
+    assert.equal(again.object, first.object, 'unchanged: the current backup is returned');
+    assert.equal(await storedBytes(storage), full, 'unchanged: not a byte stored');
+
+    // 1 MiB rewritten in the middle of the big file, and one small file edited.
+    const fd = openSync(path.join(ws, 'big.bin'), 'r+');
+    writeSync(fd, randomBytes(1024 * 1024), 0, 1024 * 1024, 4 * 1024 * 1024);
+    closeSync(fd);
+    writeFileSync(path.join(ws, 'src', 'f7.txt'), 'edited\n');
+    const second = await store.write(target(), ws, 'backup');
+    assert.notEqual(second.object, first.object);
+    assert.ok(second.uploadedBytes! < full / 2, `uploaded ${second.uploadedBytes} of a ${full}-byte full backup`);
+    const restored = fresh(tmp.path, 'restored');
+    await store.restore(second, restored);
+    assert.deepEqual(await treeManifest(restored), await treeManifest(ws));
+  });
+
+  it('identical content in two workspaces of one owner is stored once', async () => {
+    const tmp = { path: tempDir('chunked-') };
+    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
+    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
+    const a = fresh(tmp.path, 'a');
+    const b = fresh(tmp.path, 'b');
+    const data = randomBytes(2 * 1024 * 1024);
+    writeFileSync(path.join(a, 'data'), data);
+    writeFileSync(path.join(b, 'copy'), data);
+    await store.write(target('ws-a'), a, 'backup');
+    const packsAfterA = await storedBytes(storage, 'olga/repo/packs/');
+    const second = await store.write(target('ws-b'), b, 'backup');
+    assert.equal(await storedBytes(storage, 'olga/repo/packs/'), packsAfterA, 'no new pack bytes');
+    assert.ok(second.uploadedBytes! < 4096);
+    // Another owner never shares: its backup stores its own packs.
+    await store.write(target('ws-c', 'peter'), b, 'backup');
+    assert.ok((await storedBytes(storage, 'peter/repo/packs/')) >= data.length);
+  });
+
+  it('keeps sparse files sparse and restores zero runs without fetching them', async () => {
+    const tmp = { path: tempDir('chunked-') };
+    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
+    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
+    const ws = fresh(tmp.path, 'ws');
+    const file = path.join(ws, 'sparse.img');
+    writeFileSync(file, 'head');
+    truncateSync(file, 64 * 1024 * 1024);
+    const manifest = await store.write(target(), ws, 'backup');
+    assert.ok(manifest.uploadedBytes! < 64 * 1024, `uploaded ${manifest.uploadedBytes}`);
+    const restored = fresh(tmp.path, 'restored');
+    await store.restore(manifest, restored);
+    const st = statSync(path.join(restored, 'sparse.img'));
+    assert.equal(st.size, 64 * 1024 * 1024);
+    assert.ok(st.blocks * 512 < 8 * 1024 * 1024, `allocated ${st.blocks * 512} bytes`);
+  });
+
+  it('refuses a restore larger than the quota before writing anything', async () => {
+    const tmp = { path: tempDir('chunked-') };
+    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
+    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
+    const ws = fresh(tmp.path, 'ws');
+    writeFileSync(path.join(ws, 'data'), randomBytes(1024 * 1024));
+    const manifest = await store.write(target(), ws, 'backup');
+    const restored = fresh(tmp.path, 'restored');
+    await assert.rejects(store.restore(manifest, restored, undefined, { quotaBytes: 1000 }), { code: 'RESOURCE_EXHAUSTED' });
+    assert.deepEqual(readdirSync(restored), []);
+  });
+
+  it('still restores tar.zst backups, and writes them with format: tar', async () => {
+    const tmp = { path: tempDir('chunked-') };
+    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
+    const old = new BackupStore(storage, log, { format: 'tar' });
+    const ws = fresh(tmp.path, 'ws');
+    makeTree(ws);
+    const archived = await old.write(target(), ws, 'backup');
+    assert.ok(archived.object.endsWith('.tar.zst'));
+    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
+    const restored = fresh(tmp.path, 'restored');
+    await store.restore((await store.latestBackup(target()))!, restored);
+    assert.deepEqual(await treeManifest(restored), await treeManifest(ws));
+    // A chunked backup after an archive: both listed, the chunked one current.
+    const next = await store.write(target(), ws, 'backup');
+    const { backups } = await store.list(target());
+    assert.deepEqual(backups.map((b) => b.object), [archived.object, next.object]);
+  });
+});
