@@ -53,7 +53,8 @@ function node() {
       return { ...result, body };
     },
   });
-  const backups = new BackupStore(storage, silentLogger);
+  // Byte counts of an archive stream: the tar format.
+  const backups = new BackupStore(storage, silentLogger, { format: 'tar' });
   const initializers = new InitializerRegistry([new EmptyContentInitializer(), new BackupContentInitializer()]);
   service = new WorkspaceService({ workingArea: path.join(root, 'workspaces'), stateDir: path.join(root, 'state'), storage, quota: recordingQuota(), initializers, backups, log: silentLogger });
   return { service, samples, backups };

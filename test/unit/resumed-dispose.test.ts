@@ -72,7 +72,7 @@ describe('a dispose resumed after a restart', () => {
     assert.deepEqual(after, before, 'latest.json unchanged: the same key was not written again');
     const archive = n.storage.objects.get(committed)!;
     assert.equal(archive.length, before!.size, 'the archive bytes still match the manifest');
-    assert.deepEqual([...n.storage.objects.keys()].filter((k) => k.endsWith('.tar.zst')), [committed], 'no second backup');
+    assert.deepEqual([...n.storage.objects.keys()].filter((k) => k.endsWith('.tree.zst') || k.endsWith('.tar.zst')), [committed], 'no second backup');
     await second.stop();
   });
 
