@@ -18,6 +18,7 @@ import { readBounded } from './repository/read-bounded.js';
 import { packIdOf, packsPrefix } from './repository/repository-layout.js';
 import { RepositoryLocks } from './repository/repository-locks.js';
 import { buildTree } from './repository/tree-builder.js';
+import { NonUtf8NameError } from './repository/tree-scanner.js';
 import { TreeCache } from './repository/tree-cache.js';
 import { restoreTree } from './repository/tree-restorer.js';
 import { decodeTree, encodeTree, isHexId, maxTreeJsonBytes, zstdBound } from './repository/tree.js';
@@ -128,11 +129,17 @@ export class BackupStore implements ArchiveService {
     const progress = options.progress ?? (() => {});
     progress({ phase: 'waiting for an upload slot' });
     const key = options.key ?? this.newArchiveKey(target, kind);
-    return this.#uploads.run(() =>
-      key.endsWith(treeSuffix)
-        ? this.#writeChunked(target, dir, kind, key, options.exclude ?? [], progress, { skipIfUnchanged: options.key === undefined, signal: options.signal })
-        : this.#write(target, dir, kind, key, options.exclude ?? [], progress),
-    );
+    return this.#uploads.run(async () => {
+      if (!key.endsWith(treeSuffix)) return this.#write(target, dir, kind, key, options.exclude ?? [], progress);
+      try {
+        return await this.#writeChunked(target, dir, kind, key, options.exclude ?? [], progress, { skipIfUnchanged: options.key === undefined, signal: options.signal });
+      } catch (error) {
+        if (!((error as WsdError).cause instanceof NonUtf8NameError)) throw error;
+        // GNU tar carries names as bytes: such a workspace is archived whole rather than losing a file.
+        this.#log.warn('a file name is not valid UTF-8: this backup is a tar archive', { key, reason: ((error as WsdError).cause as Error).message });
+        return this.#write(target, dir, kind, baseOf(key) + archiveSuffix, options.exclude ?? [], progress);
+      }
+    });
   }
 
   /**
@@ -420,7 +427,7 @@ export class BackupStore implements ArchiveService {
   async resumeCommit(target: Pick<ArchiveTarget, 'owner' | 'metaId'>, key: string): Promise<boolean> {
     let manifest: BackupManifest;
     try {
-      manifest = await this.#getManifest(manifestKeyFor(key), { kind: 'backup', object: key });
+      manifest = await this.#getManifest(manifestKeyFor(key), { kind: 'backup', base: baseOf(key) });
     } catch (error) {
       if (isWsdError(error, 'NOT_FOUND')) return false;
       throw error;
@@ -641,10 +648,11 @@ const stagingPrefix = '.wsd-restore-';
  * into it; anything else in `to` (a file, a symlink — never followed) is replaced, as tar would replace it. The root
  * takes the archived root's mode, owner and times. `from` is on the same filesystem (inside `to`).
  */
-async function moveInto(from: string, to: string): Promise<void> {
-  for (const name of await readdir(from)) {
-    const source = path.join(from, name);
-    const target = path.join(to, name);
+async function moveInto(from: string | Buffer, to: string | Buffer): Promise<void> {
+  // Names as bytes: a name that is not UTF-8 (tar restores them) must not be read back as replacement characters.
+  for (const name of await readdir(from, { encoding: 'buffer' })) {
+    const source = childPath(from, name);
+    const target = childPath(to, name);
     const [sourceInfo, targetInfo] = await Promise.all([lstat(source), lstat(target).catch(() => undefined)]);
     if (sourceInfo.isDirectory() && targetInfo?.isDirectory()) {
       await mergeFolder(source, target);
@@ -659,7 +667,11 @@ async function moveInto(from: string, to: string): Promise<void> {
   await utimes(to, root.atime, root.mtime);
 }
 
-async function mergeFolder(source: string, target: string): Promise<void> {
+function childPath(dir: string | Buffer, name: Buffer): Buffer {
+  return Buffer.concat([Buffer.isBuffer(dir) ? dir : Buffer.from(dir), Buffer.from('/'), name]);
+}
+
+async function mergeFolder(source: Buffer, target: Buffer): Promise<void> {
   await moveInto(source, target);
   await rmdir(source);
 }

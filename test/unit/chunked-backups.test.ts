@@ -24,7 +24,7 @@ function makeTree(dir: string): void {
   mkdirSync(path.join(dir, 'src', 'deep', 'er'), { recursive: true });
   mkdirSync(path.join(dir, 'empty'));
   for (let i = 0; i < 200; i++) writeFileSync(path.join(dir, 'src', `f${i}.txt`), `line ${i}\n`.repeat(50 + i));
-  const big = Buffer.concat([randomBytes(3 * 1024 * 1024), Buffer.alloc(3 * 1024 * 1024, 'a'), randomBytes(3 * 1024 * 1024)]);
+  const big = Buffer.concat([randomBytes(20 * 1024 * 1024), Buffer.alloc(3 * 1024 * 1024, 'a'), randomBytes(1024 * 1024)]);
   writeFileSync(path.join(dir, 'big.bin'), big);
   writeFileSync(path.join(dir, 'src', 'deep', 'er', 'ünïcødé name.txt'), 'x');
   writeFileSync(path.join(dir, 'empty.txt'), '');
@@ -73,12 +73,13 @@ describe('chunked backups (ADR 0007)', () => {
 
     // 1 MiB rewritten in the middle of the big file, and one small file edited.
     const fd = openSync(path.join(ws, 'big.bin'), 'r+');
-    writeSync(fd, randomBytes(1024 * 1024), 0, 1024 * 1024, 4 * 1024 * 1024);
+    writeSync(fd, randomBytes(1024 * 1024), 0, 1024 * 1024, 10 * 1024 * 1024);
     closeSync(fd);
     writeFileSync(path.join(ws, 'src', 'f7.txt'), 'edited\n');
     const second = await store.write(target(), ws, 'backup');
     assert.notEqual(second.object, first.object);
-    assert.ok(second.uploadedBytes! < full / 2, `uploaded ${second.uploadedBytes} of a ${full}-byte full backup`);
+    // Content-defined chunks: the edit touches ~2 chunks of ~1 MiB (4 MiB at most each), not the 24 MiB file.
+    assert.ok(second.uploadedBytes! < full / 3, `uploaded ${second.uploadedBytes} of a ${full}-byte full backup`);
     const restored = fresh(tmp.path, 'restored');
     await store.restore(second, restored);
     assert.deepEqual(await treeManifest(restored), await treeManifest(ws));
@@ -148,5 +149,19 @@ describe('chunked backups (ADR 0007)', () => {
     const next = await store.write(target(), ws, 'backup');
     const { backups } = await store.list(target());
     assert.deepEqual(backups.map((b) => b.object), [archived.object, next.object]);
+  });
+
+  it('archives a workspace holding a name that is not UTF-8 as tar, losing no file', async () => {
+    const tmp = { path: tempDir('chunked-') };
+    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
+    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
+    const ws = fresh(tmp.path, 'ws');
+    const name = Buffer.concat([Buffer.from(ws + '/bad-'), Buffer.from([0xff, 0xfe])]);
+    writeFileSync(name, 'bytes');
+    const manifest = await store.write(target(), ws, 'backup');
+    assert.ok(manifest.object.endsWith('.tar.zst'), manifest.object);
+    const restored = fresh(tmp.path, 'restored');
+    await store.restore(manifest, restored);
+    assert.deepEqual(readdirSync(restored, { encoding: 'buffer' }).map((b) => b.toString('hex')), [Buffer.from([...Buffer.from('bad-'), 0xff, 0xfe]).toString('hex')]);
   });
 });

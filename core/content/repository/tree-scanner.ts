@@ -19,7 +19,13 @@ export async function scanTree(root: string, options: { exclude?: string[]; conc
   const limit = new Semaphore(options.concurrency ?? 64);
   const rootStats = await lstat(root, { bigint: true });
   const walk = async (dir: string): Promise<ScannedEntry[][]> => {
-    const names = await limit.run(() => readdir(path.join(root, dir)).catch(gone));
+    const raw = await limit.run(() => readdir(path.join(root, dir), { encoding: 'buffer' }).catch(gone));
+    const names = raw.map((name) => {
+      const text = name.toString('utf8');
+      // Node reads a name that is not UTF-8 as replacement characters: such a file could not be read back by name.
+      if (!Buffer.from(text, 'utf8').equals(name)) throw new NonUtf8NameError(dir === '' ? text : `${dir}/${text}`);
+      return text;
+    });
     names.sort(compareNames);
     const children = await Promise.all(
       names.map(async (name) => {
@@ -36,7 +42,14 @@ export async function scanTree(root: string, options: { exclude?: string[]; conc
   return [{ path: '', stats: rootStats }, ...(await walk('')).flat()];
 }
 
-function gone(error: NodeJS.ErrnoException): string[] {
+/** A name in the tree that is not valid UTF-8: the chunked format carries names as text (ADR 0007). */
+export class NonUtf8NameError extends Error {
+  constructor(readonly path: string) {
+    super(`${JSON.stringify(path)} is not a valid UTF-8 name`);
+  }
+}
+
+function gone(error: NodeJS.ErrnoException): Buffer[] {
   if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return []; // removed while scanning
   throw error;
 }
