@@ -9,7 +9,7 @@ import type { PutOptions, StorageBackend } from '../storage/storage-backend.js';
 import type { ArchiveManifest, ArchiveService } from '../initializer/archive-service.js';
 import type { ProgressReporter } from '../initializer/content-initializer.js';
 import { archiveFormat, createArchive, extractArchive, type ExtractOptions } from './archive.js';
-import { DigestStream } from './digest-stream.js';
+import { DigestStream, VerifiedStream } from './digest-stream.js';
 import { Semaphore } from './semaphore.js';
 
 export interface BackupStoreOptions {
@@ -287,6 +287,47 @@ export class BackupStore implements ArchiveService {
       if (isWsdError(error, 'NOT_FOUND')) throw new WsdError('NOT_FOUND', `snapshot ${name} does not exist`);
       throw error;
     }
+  }
+
+  /**
+   * A backup of a workspace by the key BackupWorkspace and ListBackups return
+   * (`<owner>/workspaces/<metaId>/backups/<name>.tar.zst`): INVALID_ARGUMENT (field `field`) for a key of another
+   * shape or another workspace, NOT_FOUND when no committed backup has that key.
+   */
+  async backup(target: Pick<ArchiveTarget, 'owner' | 'metaId'>, key: string, field = 'backup'): Promise<BackupManifest> {
+    const prefix = `${workspacePrefix(target)}backups/`;
+    if (typeof key !== 'string' || !key.startsWith(prefix) || !/^[A-Za-z0-9][A-Za-z0-9._-]*\.tar\.zst$/.test(key.slice(prefix.length))) {
+      throw new WsdError('INVALID_ARGUMENT', `backup key ${JSON.stringify(key)} is not one of the backups of workspace ${target.metaId} (owner ${target.owner}): give a key as BackupWorkspace or ListBackups return it, ${prefix}<name>.tar.zst`, { field });
+    }
+    try {
+      return await this.#getManifest(manifestKeyFor(key), { kind: 'backup', object: key, prefix });
+    } catch (error) {
+      if (isWsdError(error, 'NOT_FOUND')) throw new WsdError('NOT_FOUND', `backup ${key} does not exist`);
+      throw error;
+    }
+  }
+
+  /**
+   * The archive a manifest names as a plain `.tar.zst` that `tar --zstd -xf` extracts, for people who need one.
+   * For the `tar+zstd` format that is the stored archive itself, streamed from storage and verified on the way: more
+   * bytes than the manifest records, or a size or sha256 that differs at the end, fail the stream with `DATA_LOSS`
+   * before it ends — a reader never sees a clean end of a corrupt export. Storage failures fail it as the storage
+   * backend reports them (`UNAVAILABLE`, `NOT_FOUND` for an archive gone since its manifest was read). `signal`
+   * aborts the read; destroying the stream closes the storage stream.
+   */
+  async exportArchive(manifest: BackupManifest, signal?: AbortSignal): Promise<Readable> {
+    signal?.throwIfAborted();
+    if (manifest.format !== archiveFormat) {
+      // The seam for a format that is not stored as a tar.zst (issue 11's chunked backups): build the members from
+      // its tree object, in tree order, and return exportTarZst(members, { signal }) (core/content/tar-export.ts).
+      throw new WsdError('FAILED_PRECONDITION', `archive ${manifest.object} has format ${JSON.stringify(manifest.format)}; this wsd exports ${archiveFormat}`);
+    }
+    const { body } = await this.#storage.get({ key: manifest.object, ...(signal ? { signal } : {}) });
+    const verified = new VerifiedStream(manifest, `archive ${manifest.object}`);
+    body.once('error', (error: unknown) => verified.destroy(toWsdError(error, 'UNAVAILABLE', `reading archive ${manifest.object}`)));
+    verified.once('close', () => body.destroy());
+    body.pipe(verified);
+    return verified;
   }
 
   /** Every committed backup and snapshot of a workspace, oldest first. */
