@@ -87,22 +87,23 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
     const diskGuard = kernel.get(diskGuardToken) as WorkingAreaDiskGuard;
     diskGuard.start(diskGuardIntervalMs);
     cleanups.push(async () => diskGuard.stop());
+    const backups = new BackupStore(storage, log, {
+      keep: backup.keep,
+      compressionLevel: backup.compressionLevel,
+      maxConcurrent: backup.maxConcurrent,
+      extract: { ...(owner ? { owner } : {}), allowSpecialFiles: ws.allowSpecialFiles, preserveSetuid: ws.preserveSetuid },
+      ...(backup.hmacKey ? { hmacKey: Buffer.from(backup.hmacKey, 'utf8') } : {}),
+      acceptUnsignedManifests: backup.acceptUnsignedManifests,
+      format: backup.format,
+      cacheDir: path.join(config.paths.dataDir, 'backup-cache'),
+    });
     const workspaces = new WorkspaceService({
       workingArea: config.paths.workingArea,
       stateDir: config.paths.stateDir,
       storage,
       quota,
       initializers,
-      backups: new BackupStore(storage, log, {
-        keep: backup.keep,
-        compressionLevel: backup.compressionLevel,
-        maxConcurrent: backup.maxConcurrent,
-        extract: { ...(owner ? { owner } : {}), allowSpecialFiles: ws.allowSpecialFiles, preserveSetuid: ws.preserveSetuid },
-        ...(backup.hmacKey ? { hmacKey: Buffer.from(backup.hmacKey, 'utf8') } : {}),
-        acceptUnsignedManifests: backup.acceptUnsignedManifests,
-        format: backup.format,
-        cacheDir: path.join(config.paths.dataDir, 'backup-cache'),
-      }),
+      backups,
       gitStatus: (folder, record) => workspaceGitStatus(folder, record.initializer, initializers, owner),
       settings: {
         readyMarker: ws.readyMarker,
@@ -124,7 +125,7 @@ export async function startDaemon(config: WsdConfig, log: Logger): Promise<Runni
 
     const grpc = new GrpcServer({
       content: contentServiceHandlers(workspaces, log),
-      admin: adminServiceHandlers({ workspaces, plugins: () => kernel.statuses(), health: monitor, workingArea: config.paths.workingArea, version: wsdVersion }, log),
+      admin: adminServiceHandlers({ workspaces, backups, plugins: () => kernel.statuses(), health: monitor, workingArea: config.paths.workingArea, version: wsdVersion }, log),
     });
     const grpcAddress = await grpc.listen(config.root.api, config.baseDir).catch((error: unknown) => {
       throw isWsdError(error) ? error : listenFailure(error, 'api.address', config.root.api.address);

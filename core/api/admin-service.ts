@@ -11,10 +11,13 @@ import type { BackupInfo } from './generated/wsd/v1/BackupInfo.js';
 import type { WorkspaceSummary } from './generated/wsd/v1/WorkspaceSummary.js';
 import type { WorkspaceState as ProtoState } from './generated/wsd/v1/WorkspaceState.js';
 import { toGitStatus, toInitRequest } from './content-service.js';
+import { exportBackupHandler, type ExportSource } from './export-backup.js';
 import { unary } from './unary.js';
 
 export interface AdminSources {
   workspaces: WorkspaceService;
+  /** Backups and snapshots in storage, for ExportBackup. */
+  backups: ExportSource;
   plugins: () => PluginStatus[];
   health: HealthMonitor;
   workingArea: string;
@@ -80,6 +83,7 @@ export function adminServiceHandlers(sources: AdminSources, log: Logger): AdminS
         error: p.error ?? '',
       })),
     })),
+    ExportBackup: exportBackupHandler(sources.backups, log),
     GetPluginStatus: unary('GetPluginStatus', log, async () => ({
       plugins: sources.plugins().map((p) => ({ kind: p.kind, id: p.id, source: p.source, status: p.status, reason: p.reason ?? '' })),
     })),

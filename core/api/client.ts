@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { credentials, Metadata, type CallOptions, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, type CallOptions, type ChannelCredentials, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import type { AdminServiceClient } from './generated/wsd/v1/AdminService.js';
+import type { ExportBackupChunk__Output } from './generated/wsd/v1/ExportBackupChunk.js';
+import type { ExportBackupRequest } from './generated/wsd/v1/ExportBackupRequest.js';
 import type { ListBackupsRequest } from './generated/wsd/v1/ListBackupsRequest.js';
 import type { ListBackupsResponse__Output } from './generated/wsd/v1/ListBackupsResponse.js';
 import type { ListWorkspacesResponse__Output } from './generated/wsd/v1/ListWorkspacesResponse.js';
@@ -96,6 +98,15 @@ export class WsdClient {
 
   listBackups(request: ListBackupsRequest): Promise<ListBackupsResponse__Output> {
     return this.#call(this.#admin, 'ListBackups', request) as Promise<ListBackupsResponse__Output>;
+  }
+
+  /**
+   * ExportBackup: a stream of messages, the first naming the archive, the others its bytes in order. Read it to its
+   * end: only a stream that ends without an error (a `ServiceError`, e.g. DATA_LOSS) delivered the whole archive.
+   */
+  exportBackup(request: ExportBackupRequest): ClientReadableStream<ExportBackupChunk__Output> {
+    const options: CallOptions = this.#timeoutMs ? { deadline: Date.now() + this.#timeoutMs } : {};
+    return this.#admin.ExportBackup(request, new Metadata(), options);
   }
 
   getPluginStatus(): Promise<GetPluginStatusResponse__Output> {

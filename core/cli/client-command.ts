@@ -115,6 +115,31 @@ export function registerClientCommand(program: Command): void {
     }),
   );
 
+  subcommand('export [meta-id]')
+    .description('write a backup (the current one unless --backup) or a snapshot as a plain .tar.zst that `tar --zstd -xf` extracts')
+    .option('--owner <owner>', 'metadata.owner of the workspace (with <meta-id>)')
+    .option('--backup <key>', 'a backup key as `wsd client backup` prints it or ListBackups lists it (default: the current backup)')
+    .option('--snapshot <name>', 'a snapshot name as `wsd client snapshot` prints it, instead of a backup (<meta-id> and --owner optional)')
+    .option('-o, --output <file>', 'write to <file>, under a temporary name renamed once complete; - or none: stdout (never a terminal)')
+    .addHelpText('after', '\nExamples:\n  wsd client export my-ws --owner dave -o my-ws.tar.zst\n  wsd client export my-ws --owner dave | tar --zstd -xf - -C restored/\n')
+    .action(
+      action(async ({ client: c, out }, metaId: string | undefined, opts: { owner?: string; backup?: string; snapshot?: string; output?: string }) => {
+        if (opts.backup !== undefined && opts.snapshot !== undefined) throw new WsdError('INVALID_ARGUMENT', 'give --backup or --snapshot, not both');
+        if (opts.snapshot === undefined && (!metaId || !opts.owner)) throw new WsdError('INVALID_ARGUMENT', 'give <meta-id> and --owner (or --snapshot <name>)');
+        const { exportDestination, receiveExport } = await import('./export-output.js');
+        const file = exportDestination(opts.output);
+        const received = await receiveExport(
+          c.exportBackup({ owner: opts.owner ?? '', meta_id: metaId ?? '', backup: opts.backup ?? '', snapshot: opts.snapshot ?? '' }),
+          file,
+        );
+        const key = received.archive?.url ?? '';
+        const summary = `exported ${key} (${received.bytes} bytes)${file ? ` to ${file}` : ''}`;
+        // stdout carries the archive when no file was given: the summary goes to stderr then, and only for a person.
+        if (file) out.print({ archive: key, file, bytes: received.bytes }, summary);
+        else if (!out.json) process.stderr.write(`${summary}\n`);
+      }),
+    );
+
   subcommand('dispose <id>')
     .description('remove a workspace from the node, after a final backup with --backup')
     .option('--backup', 'take a final backup first (DATA_LOSS if it fails; the workspace is kept)')

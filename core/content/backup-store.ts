@@ -9,7 +9,7 @@ import type { PutOptions, StorageBackend } from '../storage/storage-backend.js';
 import type { ArchiveManifest, ArchiveService } from '../initializer/archive-service.js';
 import type { ProgressReporter } from '../initializer/content-initializer.js';
 import { archiveFormat, createArchive, extractArchive, type ExtractOptions } from './archive.js';
-import { DigestStream } from './digest-stream.js';
+import { DigestStream, VerifiedStream } from './digest-stream.js';
 import { Semaphore } from './semaphore.js';
 import { ChunkIndexStore, type IndexedPack } from './repository/chunk-index.js';
 import { GarbageCollector } from './repository/garbage-collector.js';
@@ -20,7 +20,9 @@ import { RepositoryLocks } from './repository/repository-locks.js';
 import { buildTree } from './repository/tree-builder.js';
 import { NonUtf8NameError } from './repository/tree-scanner.js';
 import { TreeCache } from './repository/tree-cache.js';
-import { restoreTree } from './repository/tree-restorer.js';
+import { readChunk, restoreTree } from './repository/tree-restorer.js';
+import { exportTarZst } from './tar-export.js';
+import type { TarMember } from './tar-writer.js';
 import { decodeTree, encodeTree, isHexId, maxTreeJsonBytes, zstdBound } from './repository/tree.js';
 import { compressFrame, decompressFrame } from './repository/zstd-frames.js';
 
@@ -458,6 +460,74 @@ export class BackupStore implements ArchiveService {
     }
   }
 
+  /**
+   * A backup of a workspace by the key BackupWorkspace and ListBackups return
+   * (`<owner>/workspaces/<metaId>/backups/<name>.tar.zst`): INVALID_ARGUMENT (field `field`) for a key of another
+   * shape or another workspace, NOT_FOUND when no committed backup has that key.
+   */
+  async backup(target: Pick<ArchiveTarget, 'owner' | 'metaId'>, key: string, field = 'backup'): Promise<BackupManifest> {
+    const prefix = `${workspacePrefix(target)}backups/`;
+    if (typeof key !== 'string' || !key.startsWith(prefix) || !/^[A-Za-z0-9][A-Za-z0-9._-]*\.tar\.zst$/.test(key.slice(prefix.length))) {
+      throw new WsdError('INVALID_ARGUMENT', `backup key ${JSON.stringify(key)} is not one of the backups of workspace ${target.metaId} (owner ${target.owner}): give a key as BackupWorkspace or ListBackups return it, ${prefix}<name>.tar.zst`, { field });
+    }
+    try {
+      return await this.#getManifest(manifestKeyFor(key), { kind: 'backup', object: key, prefix });
+    } catch (error) {
+      if (isWsdError(error, 'NOT_FOUND')) throw new WsdError('NOT_FOUND', `backup ${key} does not exist`);
+      throw error;
+    }
+  }
+
+  /**
+   * The archive a manifest names as a plain `.tar.zst` that `tar --zstd -xf` extracts, for people who need one.
+   * For the `tar+zstd` format that is the stored archive itself, streamed from storage and verified on the way: more
+   * bytes than the manifest records, or a size or sha256 that differs at the end, fail the stream with `DATA_LOSS`
+   * before it ends — a reader never sees a clean end of a corrupt export. Storage failures fail it as the storage
+   * backend reports them (`UNAVAILABLE`, `NOT_FOUND` for an archive gone since its manifest was read). `signal`
+   * aborts the read; destroying the stream closes the storage stream.
+   */
+  async exportArchive(manifest: BackupManifest, signal?: AbortSignal): Promise<Readable> {
+    signal?.throwIfAborted();
+    if (manifest.format === treeFormat) {
+      // A chunked backup becomes the tar stream GNU tar would have written of the same tree, through zstd.
+      const { tree } = await this.#readTree(manifest, signal);
+      const owner = ownerOfObject(manifest.object);
+      const storage = this.#storage;
+      const members = (async function* (): AsyncGenerator<TarMember> {
+        for (const e of tree.entries) {
+          yield {
+            path: e.path,
+            type: e.type,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            mtimeNs: BigInt(e.mtimeNs),
+            ...(e.size !== undefined ? { size: e.size } : {}),
+            ...(e.target !== undefined ? { linkTarget: e.target } : {}),
+            ...(e.rdev ? { devMajor: e.rdev[0], devMinor: e.rdev[1] } : {}),
+            ...(e.chunks
+              ? {
+                  data: async function* () {
+                    for (const index of e.chunks!) yield await readChunk(storage, owner, tree, index, signal);
+                  },
+                }
+              : {}),
+          };
+        }
+      })();
+      return exportTarZst(members, { ...(signal ? { signal } : {}) });
+    }
+    if (manifest.format !== archiveFormat) {
+      throw new WsdError('FAILED_PRECONDITION', `archive ${manifest.object} has format ${JSON.stringify(manifest.format)}; this wsd exports ${archiveFormat}`);
+    }
+    const { body } = await this.#storage.get({ key: manifest.object, ...(signal ? { signal } : {}) });
+    const verified = new VerifiedStream(manifest, `archive ${manifest.object}`);
+    body.once('error', (error: unknown) => verified.destroy(toWsdError(error, 'UNAVAILABLE', `reading archive ${manifest.object}`)));
+    verified.once('close', () => body.destroy());
+    body.pipe(verified);
+    return verified;
+  }
+
   /** Every committed backup and snapshot of a workspace, oldest first. */
   async list(target: Pick<ArchiveTarget, 'owner' | 'metaId'>): Promise<{ backups: BackupManifest[]; snapshots: BackupManifest[] }> {
     const out = { backups: [] as BackupManifest[], snapshots: [] as BackupManifest[] };
@@ -511,15 +581,20 @@ export class BackupStore implements ArchiveService {
     }
   }
 
-  /** A chunked backup into `dir`, with the same guarantees as an archive: staged, verified, then moved in. */
-  async #restoreTree(manifest: BackupManifest, dir: string, signal: AbortSignal | undefined, limits: { quotaBytes?: number; progress?: ProgressReporter }): Promise<{ members: number }> {
+  /** The tree a version 2 manifest names: its bytes checked against the manifest, decoded within bounds, validated. */
+  async #readTree(manifest: BackupManifest, signal: AbortSignal | undefined): Promise<ReturnType<typeof decodeTree>> {
     const body = await readBounded(this.#storage, manifest.object, manifest.size, signal);
     const sha = createHash('sha256').update(body).digest('hex');
     if (body.length !== manifest.size || sha !== manifest.sha256) {
       throw new WsdError('DATA_LOSS', `tree ${manifest.object} is corrupt: expected ${manifest.size} bytes sha256 ${manifest.sha256}, read ${body.length} bytes sha256 ${sha}`);
     }
     const json = await decompressFrame(body, { exact: manifest.treeBytes! }, `tree ${manifest.object}`);
-    const { tree, storedDataBytes } = decodeTree(json.toString('utf8'), `tree ${manifest.object}`);
+    return decodeTree(json.toString('utf8'), `tree ${manifest.object}`);
+  }
+
+  /** A chunked backup into `dir`, with the same guarantees as an archive: staged, verified, then moved in. */
+  async #restoreTree(manifest: BackupManifest, dir: string, signal: AbortSignal | undefined, limits: { quotaBytes?: number; progress?: ProgressReporter }): Promise<{ members: number }> {
+    const { tree, storedDataBytes } = await this.#readTree(manifest, signal);
     if (limits.quotaBytes && storedDataBytes > limits.quotaBytes) {
       throw new WsdError('RESOURCE_EXHAUSTED', `backup ${manifest.object} holds ${storedDataBytes} bytes of data, more than the workspace quota of ${limits.quotaBytes} bytes`);
     }
@@ -528,7 +603,7 @@ export class BackupStore implements ArchiveService {
     try {
       // Packs are read from the repository of the owner whose folder holds the tree (checked against the request), never
       // from the owner a manifest names: an unsigned manifest could name anyone.
-      const result = await restoreTree({ tree, dir: staging, storage: this.#storage, owner: manifest.object.split('/')[0]!, extract: this.#options.extract, signal, progress: limits.progress });
+      const result = await restoreTree({ tree, dir: staging, storage: this.#storage, owner: ownerOfObject(manifest.object), extract: this.#options.extract, signal, progress: limits.progress });
       limits.progress?.({ files: result.members });
       await moveInto(staging, dir);
       return result;
@@ -615,6 +690,9 @@ export function workspacePrefix(target: Pick<ArchiveTarget, 'owner' | 'metaId'>)
 }
 
 const latestKey = (target: Pick<ArchiveTarget, 'owner' | 'metaId'>) => `${workspacePrefix(target)}backups/latest.json`;
+/** The owner whose folder holds a (checked) object key: its packs are read from that owner's repository. */
+const ownerOfObject = (key: string) => key.slice(0, key.indexOf('/'));
+
 /** A backup's key without its suffix: `<prefix><time>-<nonce>`, shared by its object and its manifest. */
 function baseOf(key: string): string {
   for (const suffix of [...objectSuffixes, manifestSuffix]) if (key.endsWith(suffix)) return key.slice(0, -suffix.length);

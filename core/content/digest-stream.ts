@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
+import { WsdError } from '../errors.js';
 
 /** A pass-through that measures what flows through it: size and sha256, read once the stream has ended. */
 export class DigestStream extends Transform {
@@ -40,5 +41,42 @@ export class DigestStream extends Transform {
   get sha256(): string {
     if (this.#digest === undefined) throw new Error('DigestStream: read sha256 before the stream ended');
     return this.#digest;
+  }
+}
+
+/**
+ * A pass-through that checks what flows through it against an expected size and sha256: more bytes than expected
+ * fail it at once, and a short or different stream fails it at its end — before it ends, so a reader never sees a
+ * clean end of bytes that do not match (`DATA_LOSS`, naming `what`).
+ */
+export class VerifiedStream extends Transform {
+  readonly #hash = createHash('sha256');
+  readonly #expected: { size: number; sha256: string };
+  readonly #what: string;
+  #size = 0;
+
+  constructor(expected: { size: number; sha256: string }, what: string) {
+    super();
+    this.#expected = expected;
+    this.#what = what;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
+    this.#size += chunk.length;
+    if (this.#size > this.#expected.size) {
+      callback(new WsdError('DATA_LOSS', `${this.#what} is corrupt: more than the ${this.#expected.size} bytes its manifest records`));
+      return;
+    }
+    this.#hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: (error?: Error | null) => void): void {
+    const sha256 = this.#hash.digest('hex');
+    if (this.#size !== this.#expected.size || sha256 !== this.#expected.sha256) {
+      callback(new WsdError('DATA_LOSS', `${this.#what} is corrupt: expected ${this.#expected.size} bytes sha256 ${this.#expected.sha256}, read ${this.#size} bytes sha256 ${sha256}`));
+      return;
+    }
+    callback();
   }
 }

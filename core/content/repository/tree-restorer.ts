@@ -225,6 +225,13 @@ async function fetchRange(storage: StorageBackend, key: string, offset: number, 
   }
 }
 
+/** One chunk's content, fetched alone and verified (for exports, which stream files in tree order). */
+export async function readChunk(storage: StorageBackend, owner: string, tree: Tree, index: number, signal?: AbortSignal): Promise<Buffer> {
+  const ref = tree.chunks[index]!;
+  if (ref.encoding === 'zero') return Buffer.alloc(ref.raw);
+  return decode(ref, await fetchRange(storage, packKey(owner, tree.packs[ref.pack]!), ref.offset, ref.stored, signal));
+}
+
 async function decode(ref: ChunkRef, stored: Buffer): Promise<Buffer> {
   const content = ref.encoding === 'zstd' ? await decompressFrame(stored, { exact: ref.raw }, `chunk ${ref.id}`) : stored;
   const digest = createHash('sha256').update(content).digest('hex');
