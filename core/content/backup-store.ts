@@ -467,8 +467,8 @@ export class BackupStore implements ArchiveService {
    */
   async backup(target: Pick<ArchiveTarget, 'owner' | 'metaId'>, key: string, field = 'backup'): Promise<BackupManifest> {
     const prefix = `${workspacePrefix(target)}backups/`;
-    if (typeof key !== 'string' || !key.startsWith(prefix) || !/^[A-Za-z0-9][A-Za-z0-9._-]*\.tar\.zst$/.test(key.slice(prefix.length))) {
-      throw new WsdError('INVALID_ARGUMENT', `backup key ${JSON.stringify(key)} is not one of the backups of workspace ${target.metaId} (owner ${target.owner}): give a key as BackupWorkspace or ListBackups return it, ${prefix}<name>.tar.zst`, { field });
+    if (typeof key !== 'string' || !key.startsWith(prefix) || !/^[A-Za-z0-9][A-Za-z0-9._-]*\.(?:tar|tree)\.zst$/.test(key.slice(prefix.length))) {
+      throw new WsdError('INVALID_ARGUMENT', `backup key ${JSON.stringify(key)} is not one of the backups of workspace ${target.metaId} (owner ${target.owner}): give a key as BackupWorkspace or ListBackups return it, ${prefix}<name>.tree.zst or .tar.zst`, { field });
     }
     try {
       return await this.#getManifest(manifestKeyFor(key), { kind: 'backup', object: key, prefix });

@@ -59,7 +59,7 @@ async function drain(stream: ReadableType): Promise<{ error?: unknown; ended: bo
 async function storeWithBackup() {
   const storageRoot = tempDir('wsd-export-storage-');
   const storage = new LocalStorageBackend(storageRoot);
-  const store = new BackupStore(storage, silentLogger);
+  const store = new BackupStore(storage, silentLogger, { format: 'tar' }); // the stored archive itself is exported
   const src = await sampleTree();
   const manifest = await store.write(target, src, 'backup');
   return { storage, store, src, manifest };

@@ -3,6 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, readdirSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { BackupStore, type ArchiveTarget } from '../../core/content/backup-store.js';
 import { createLogger } from '../../core/observability/logger.js';
 import type { StorageBackend } from '../../core/storage/storage-backend.js';
@@ -163,5 +166,19 @@ describe('chunked backups (ADR 0007)', () => {
     const restored = fresh(tmp.path, 'restored');
     await store.restore(manifest, restored);
     assert.deepEqual(readdirSync(restored, { encoding: 'buffer' }).map((b) => b.toString('hex')), [Buffer.from([...Buffer.from('bad-'), 0xff, 0xfe]).toString('hex')]);
+  });
+
+  it('exports a chunked backup as a tar.zst that GNU tar extracts to the same tree', async () => {
+    const tmp = { path: tempDir('chunked-') };
+    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
+    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
+    const ws = fresh(tmp.path, 'ws');
+    makeTree(ws);
+    const manifest = await store.write(target(), ws, 'backup');
+    const file = path.join(tmp.path, 'export.tar.zst');
+    await pipeline(await store.exportArchive(manifest), createWriteStream(file));
+    const out = fresh(tmp.path, 'out');
+    execFileSync('tar', ['--zstd', '-xf', file, '-C', out]);
+    assert.deepEqual(await treeManifest(out), await treeManifest(ws));
   });
 });
