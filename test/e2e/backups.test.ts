@@ -4,7 +4,12 @@ import { chmodSync, closeSync, existsSync, ftruncateSync, linkSync, lstatSync, m
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { status, type ServiceError } from '@grpc/grpc-js';
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { WsdClient } from '../../core/api/client.js';
+import { BackupStore } from '../../core/content/backup-store.js';
+import { createLogger } from '../../core/observability/logger.js';
+import { LocalStorageBackend } from '../../plugins/storage/local/local-storage-backend.js';
 import { startDaemonProcess, testDaemonConfig, type DaemonProcess } from '../kit/daemon-process.js';
 import { tempDir } from '../kit/temp-dir.js';
 import { rawTar, type RawTarEntry } from '../kit/tar-writer.js';
@@ -84,14 +89,18 @@ describe('backups and restore', () => {
       assert.equal(JSON.parse(readFileSync(path.join(folder('tricky-2'), '.gitpod', 'ready'), 'utf8')).source, 'from-backup');
 
       const { latest } = await client.listBackups({ owner: 'erin', meta_id: 'tricky' });
-      const manifest = JSON.parse(readFileSync(storageFile(dataDir, latest.replace(/\.tar\.zst$/, '.manifest.json')), 'utf8'));
-      assert.equal(manifest.format, 'tar+zstd');
+      const manifest = JSON.parse(readFileSync(storageFile(dataDir, latest.replace(/\.(?:tar|tree)\.zst$/, '.manifest.json')), 'utf8'));
+      assert.equal(manifest.format, 'wsd-tree');
       assert.ok(manifest.files > 50_000, `files: ${manifest.files}`);
       assert.ok(manifest.bytesUncompressed > 1024 * 1024);
       assert.match(manifest.sha256, /^[0-9a-f]{64}$/);
 
+      // The export (what `wsd client export` streams) is what GNU tar reads.
       const plain = tempDir('wsd-gnutar-');
-      execFileSync('tar', ['--zstd', '-xf', storageFile(dataDir, latest), '-C', plain]);
+      const exported = path.join(tempDir('wsd-export-'), 'tricky.tar.zst');
+      const store = new BackupStore(new LocalStorageBackend(path.join(dataDir, 'storage')), createLogger({ level: 'error' }));
+      await pipeline(await store.exportArchive(manifest), createWriteStream(exported));
+      execFileSync('tar', ['--zstd', '-xf', exported, '-C', plain]);
       assert.equal(existsSync(path.join(plain, '.gitpod', 'ready')), false, 'the ready marker is not archived');
       assertSameTree(await withoutMarker(plain), original, 'GNU tar extracts the same tree');
     }, { memory: true });

@@ -31,7 +31,7 @@ describe('wsd client', () => {
     r = await wsd('wait', 'cli-1');
     assert.equal(r.code, 0);
     r = await wsd('backup', 'cli-1');
-    assert.match(r.stdout, /^dave\/workspaces\/cm\/backups\/.+\.tar\.zst\n$/);
+    assert.match(r.stdout, /^dave\/workspaces\/cm\/backups\/.+\.(?:tar|tree)\.zst\n$/);
     const snapshot = (await wsd('snapshot', 'cli-1')).stdout.trim();
     assert.match(snapshot, /^dave\/workspaces\/cm\/snapshots\//);
     r = await wsd('list');
@@ -241,7 +241,7 @@ describe('wsd client', () => {
     assert.equal(r.code, 0, r.output);
     // The progress line is rewritten in place (carriage return, erase line) and ends as one summary line.
     assert.match(r.output, /\r\x1b\[Kbackup: done, [\d.]+ (B|KiB|MiB), \d+ files in [\d.]+s(, [\d.]+ (B|KiB|MiB)\/s)?\r?\n/);
-    assert.match(r.output, /dave\/workspaces\/ct\/backups\/\S+\.tar\.zst/);
+    assert.match(r.output, /dave\/workspaces\/ct\/backups\/\S+\.(?:tar|tree)\.zst/);
 
     r = await terminal('y\n', 'dispose', 'cli-tty');
     assert.equal(r.code, 0, r.output);
@@ -252,7 +252,7 @@ describe('wsd client', () => {
     assert.equal((await wsd('init', 'cli-prog', '--owner', 'dave', '--meta-id', 'cp', '--empty')).code, 0);
     let r = await wsd('backup', 'cli-prog');
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^dave\/workspaces\/cp\/backups\/\S+\.tar\.zst\n$/);
+    assert.match(r.stdout, /^dave\/workspaces\/cp\/backups\/\S+\.(?:tar|tree)\.zst\n$/);
     assert.match(r.stderr, /^backup: done, [\d.]+ (B|KiB), \d+ files in [\d.]+s/m);
     assert.doesNotMatch(r.stderr, /\r|\x1b/, 'no terminal control characters in a log');
     r = await wsd('backup', 'cli-prog', '--no-progress');

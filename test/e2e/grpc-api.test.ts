@@ -65,7 +65,7 @@ describe('gRPC API (daemon as a child process)', () => {
     const before = await treeManifest(folder('ws-a'));
 
     const backupKey = await client.backupWorkspace('ws-a');
-    assert.match(backupKey, /^alice\/workspaces\/m-roundtrip\/backups\/\d{8}T\d{9}Z-[0-9a-f]{8}\.tar\.zst$/);
+    assert.match(backupKey, /^alice\/workspaces\/m-roundtrip\/backups\/\d{8}T\d{9}Z-[0-9a-f]{8}\.(?:tar|tree)\.zst$/);
     const detail = await client.describeWorkspace('ws-a');
     assert.equal(detail.last_backup?.url, backupKey);
     assert.equal(detail.summary?.state, 'WORKSPACE_STATE_READY');

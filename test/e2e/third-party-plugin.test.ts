@@ -207,7 +207,7 @@ describe('a third-party plugin that bundles its own copy of wsd', () => {
       writeFileSync(path.join(workspaces, 'tp-1', 'data.bin'), Buffer.alloc(256 * 1024, 'wsd'));
 
       const backupKey = await client.backupWorkspace('tp-1');
-      assert.match(backupKey, /^erin\/workspaces\/tp\/backups\/.+\.tar\.zst$/);
+      assert.match(backupKey, /^erin\/workspaces\/tp\/backups\/.+\.(?:tar|tree)\.zst$/);
       assert.ok(existsSync(objectFile(objects, backupKey)), `the archive is a file in the plugin's folder: ${objectFile(objects, backupKey)}`);
       await client.disposeWorkspace('tp-1', { backup: true });
       assert.equal(existsSync(path.join(workspaces, 'tp-1')), false);
