@@ -6,6 +6,9 @@ import { describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { readFileSync } from 'node:fs';
+import { WsdError } from '../../core/errors.js';
 import { BackupStore, type ArchiveTarget } from '../../core/content/backup-store.js';
 import { createLogger } from '../../core/observability/logger.js';
 import type { StorageBackend } from '../../core/storage/storage-backend.js';
@@ -180,5 +183,62 @@ describe('chunked backups (ADR 0007)', () => {
     const out = fresh(tmp.path, 'out');
     execFileSync('tar', ['--zstd', '-xf', file, '-C', out]);
     assert.deepEqual(await treeManifest(out), await treeManifest(ws));
+  });
+
+  it('a ranged read that drops midway is read again from its start: the restore completes', async () => {
+    const tmp = { path: tempDir('chunked-') };
+    const local = new LocalStorageBackend(path.join(tmp.path, 'storage'));
+    const store = new BackupStore(local, log, { cacheDir: path.join(tmp.path, 'cache') });
+    const ws = fresh(tmp.path, 'ws');
+    makeTree(ws);
+    const manifest = await store.write(target(), ws, 'backup');
+    // Every first ranged read of a pack breaks after 64 KiB, as a dropped connection would.
+    let dropped = 0;
+    const seen = new Set<string>();
+    const flaky: StorageBackend = Object.create(local, {
+      get: {
+        value: async (options: Parameters<StorageBackend['get']>[0]) => {
+          const result = await local.get(options);
+          const id = `${options.key}@${options.range?.offset}`;
+          if (!options.key.endsWith('.pack') || seen.has(id)) return result;
+          seen.add(id);
+          dropped++;
+          let passed = 0;
+          const body = result.body.pipe(
+            new Transform({
+              transform(chunk: Buffer, _encoding, callback) {
+                passed += chunk.length;
+                if (passed > 64 * 1024) callback(new WsdError('UNAVAILABLE', 'connection reset'));
+                else callback(null, chunk);
+              },
+            }),
+          );
+          return { ...result, body };
+        },
+      },
+    });
+    const restored = fresh(tmp.path, 'restored');
+    await new BackupStore(flaky, log).restore(manifest, restored);
+    assert.ok(dropped > 0);
+    assert.deepEqual(await treeManifest(restored), await treeManifest(ws));
+  });
+
+  it('a corrupt chunk in a pack fails the restore with DATA_LOSS and leaves the folder as it was', async () => {
+    const tmp = { path: tempDir('chunked-') };
+    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
+    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
+    const ws = fresh(tmp.path, 'ws');
+    makeTree(ws);
+    const manifest = await store.write(target(), ws, 'backup');
+    for await (const o of storage.list({ prefix: 'olga/repo/packs/' })) {
+      const file = execFileSync('find', [path.join(tmp.path, 'storage'), '-name', path.basename(o.key)], { encoding: 'utf8' }).trim();
+      const bytes = readFileSync(file);
+      bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+      writeFileSync(file, bytes);
+    }
+    const restored = fresh(tmp.path, 'restored');
+    writeFileSync(path.join(restored, 'mine'), 'kept');
+    await assert.rejects(store.restore(manifest, restored), { code: 'DATA_LOSS' });
+    assert.deepEqual(readdirSync(restored), ['mine']);
   });
 });
