@@ -165,7 +165,8 @@ export class BackupStore implements ArchiveService {
       try {
         progress({ phase: 'scanning', bytes: 0, files: 0 });
         const [index, previous] = await Promise.all([this.#indexes.load(target.owner, signal), this.#trees?.read(target.owner, target.metaId)]);
-        const packs = new PackWriter(this.#storage, target.owner, { ...(signal ? { signal } : {}) });
+        // Progress bytes are bytes stored, as for archives: what this backup costs (files: as they are read).
+        const packs = new PackWriter(this.#storage, target.owner, { ...(signal ? { signal } : {}), onUploaded: (bytes) => progress({ bytes }) });
         built = await buildTree({ root: dir, exclude, index, packs, previous, level: this.#options.compressionLevel, signal, progress });
         if (built.warnings.length > 0) this.#log.warn('files changed while backing up', { key, warnings: built.warnings.slice(0, 5) });
         const json = Buffer.from(encodeTree(built.tree));
@@ -173,11 +174,11 @@ export class BackupStore implements ArchiveService {
         if (kind === 'backup' && options.skipIfUnchanged && previous?.sha256 === treeSha) {
           const latest = await this.latestBackup(target).catch(() => undefined);
           if (latest?.object === previous.object) {
-            progress({ phase: 'unchanged since the last backup' });
+            progress({ phase: 'unchanged since the last backup', bytes: 0, files: built.tree.entries.length });
             return latest;
           }
         }
-        progress({ phase: 'committing', files: built.files });
+        progress({ phase: 'committing', files: built.tree.entries.length });
         let uploadedBytes = packs.uploadedBytes;
         if (packs.sealed.length > 0) {
           const indexed: IndexedPack[] = packs.sealed.map((p) => ({ id: p.id!, size: p.size, chunks: p.chunks.map((c) => ({ id: c.id, offset: c.offset, stored: c.stored, raw: c.raw, encoding: c.encoding })) }));
@@ -188,6 +189,7 @@ export class BackupStore implements ArchiveService {
         uploadedBytes += body.length;
         await this.#storage.put({ key, body, contentType: 'application/zstd', ...(signal ? { signal } : {}) });
         stored = true;
+        progress({ bytes: uploadedBytes });
         manifest = this.#sign({
           version: 2,
           kind,

@@ -38,7 +38,11 @@ export class PackWriter {
   readonly sealed: PendingPack[] = [];
   uploadedBytes = 0;
 
-  constructor(storage: StorageBackend, owner: string, options: { targetBytes?: number; uploads?: number; signal?: AbortSignal } = {}) {
+  readonly #onUploaded: ((bytes: number) => void) | undefined;
+
+  /** `onUploaded` hears the bytes stored so far after each pack (for progress reports). */
+  constructor(storage: StorageBackend, owner: string, options: { targetBytes?: number; uploads?: number; signal?: AbortSignal; onUploaded?: (bytes: number) => void } = {}) {
+    this.#onUploaded = options.onUploaded;
     this.#storage = storage;
     this.#owner = owner;
     this.#targetBytes = options.targetBytes ?? 16 * 1024 * 1024;
@@ -79,6 +83,7 @@ export class PackWriter {
       .then(
         () => {
           this.uploadedBytes += body.length;
+          this.#onUploaded?.(this.uploadedBytes);
         },
         (error: unknown) => {
           this.#failure ??= error;

@@ -116,7 +116,6 @@ export async function buildTree(options: {
           if (bytesRead === 0) eof = true;
           filled += bytesRead;
           readBytes += bytesRead;
-          options.progress?.({ bytes: readBytes });
         }
         let start = 0;
         for (;;) {
