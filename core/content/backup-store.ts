@@ -18,12 +18,12 @@ import { readBounded } from './repository/read-bounded.js';
 import { packIdOf, packsPrefix } from './repository/repository-layout.js';
 import { RepositoryLocks } from './repository/repository-locks.js';
 import { buildTree } from './repository/tree-builder.js';
-import { NonUtf8NameError } from './repository/tree-scanner.js';
+import { NonUtf8NameError, scanTree } from './repository/tree-scanner.js';
 import { TreeCache } from './repository/tree-cache.js';
 import { readChunk, restoreTree } from './repository/tree-restorer.js';
 import { exportTarZst } from './tar-export.js';
 import type { TarMember } from './tar-writer.js';
-import { decodeTree, encodeTree, isHexId, maxTreeJsonBytes, zstdBound } from './repository/tree.js';
+import { decodeTree, encodeTree, isHexId, maxTreeJsonBytes, zstdBound, type Tree } from './repository/tree.js';
 import { compressFrame, decompressFrame } from './repository/zstd-frames.js';
 
 export interface BackupStoreOptions {
@@ -549,15 +549,13 @@ export class BackupStore implements ArchiveService {
    * with what is there (a composite's earlier children), never following a symlink in `dir`. On failure the staging
    * folder is removed and `dir` is as it was.
    */
-  async restore(manifest: BackupManifest, dir: string, signal?: AbortSignal, limits: { quotaBytes?: number; progress?: ProgressReporter } = {}): Promise<{ members: number }> {
+  async restore(manifest: BackupManifest, dir: string, signal?: AbortSignal, limits: RestoreLimits = {}): Promise<{ members: number }> {
     signal?.throwIfAborted();
     if (manifest.format === treeFormat) return this.#restoreTree(manifest, dir, signal, limits);
     if (manifest.format !== archiveFormat) {
       throw new WsdError('FAILED_PRECONDITION', `archive ${manifest.object} has format ${JSON.stringify(manifest.format)}; this wsd reads ${archiveFormat}`);
     }
-    const staging = path.join(dir, `${stagingPrefix}${randomBytes(6).toString('hex')}`);
-    await mkdir(staging, { mode: 0o700 });
-    try {
+    return staged(dir, async (staging) => {
       const { body } = await this.#storage.get({ key: manifest.object, ...(signal ? { signal } : {}) });
       // Bytes of the stored archive read so far, out of its recorded size.
       limits.progress?.({ phase: 'restoring', bytes: 0, totalBytes: manifest.size, files: 0 });
@@ -576,11 +574,8 @@ export class BackupStore implements ArchiveService {
         throw new WsdError('DATA_LOSS', `archive ${manifest.object} is corrupt: expected ${manifest.size} bytes sha256 ${manifest.sha256}, read ${digest.size} bytes sha256 ${digest.sha256}`);
       }
       limits.progress?.({ files: result.members });
-      await moveInto(staging, dir);
       return result;
-    } finally {
-      await rm(staging, { recursive: true, force: true, maxRetries: 3 });
-    }
+    });
   }
 
   /** The tree a version 2 manifest names: its bytes checked against the manifest, decoded within bounds, validated. */
@@ -595,23 +590,25 @@ export class BackupStore implements ArchiveService {
   }
 
   /** A chunked backup into `dir`, with the same guarantees as an archive: staged, verified, then moved in. */
-  async #restoreTree(manifest: BackupManifest, dir: string, signal: AbortSignal | undefined, limits: { quotaBytes?: number; progress?: ProgressReporter }): Promise<{ members: number }> {
+  async #restoreTree(manifest: BackupManifest, dir: string, signal: AbortSignal | undefined, limits: RestoreLimits): Promise<{ members: number }> {
     const { tree, storedDataBytes } = await this.#readTree(manifest, signal);
     if (limits.quotaBytes && storedDataBytes > limits.quotaBytes) {
       throw new WsdError('RESOURCE_EXHAUSTED', `backup ${manifest.object} holds ${storedDataBytes} bytes of data, more than the workspace quota of ${limits.quotaBytes} bytes`);
     }
-    const staging = path.join(dir, `${stagingPrefix}${randomBytes(6).toString('hex')}`);
-    await mkdir(staging, { mode: 0o700 });
-    try {
-      // Packs are read from the repository of the owner whose folder holds the tree (checked against the request), never
-      // from the owner a manifest names: an unsigned manifest could name anyone.
-      const result = await restoreTree({ tree, dir: staging, storage: this.#storage, owner: ownerOfObject(manifest.object), extract: this.#options.extract, signal, progress: limits.progress });
-      limits.progress?.({ files: result.members });
-      await moveInto(staging, dir);
-      return result;
-    } finally {
-      await rm(staging, { recursive: true, force: true, maxRetries: 3 });
+    const result = await staged(dir, async (staging) => {
+      // Packs are read from the repository of the owner whose folder holds the tree (checked against the request),
+      // never from the owner a manifest names: an unsigned manifest could name anyone.
+      const restored = await restoreTree({ tree, dir: staging, storage: this.#storage, owner: ownerOfObject(manifest.object), extract: this.#options.extract, signal, progress: limits.progress });
+      limits.progress?.({ files: restored.members });
+      return restored;
+    });
+    if (limits.cacheAs && this.#trees) {
+      const cacheAs = limits.cacheAs;
+      await rememberRestoredTree(dir, tree)
+        .then((now) => this.#trees!.write(cacheAs.owner, cacheAs.metaId, { object: manifest.object, ...now }))
+        .catch((error: unknown) => this.#log.warn('cannot remember the restored tree; the first backup reads every file', { error: error as Error }));
     }
+    return result;
   }
 
   async #putJson(key: string, value: unknown, condition: Pick<PutOptions, 'ifMatch' | 'ifNoneMatch'> = {}): Promise<void> {
@@ -687,6 +684,32 @@ export class BackupStore implements ArchiveService {
   }
 }
 
+export interface RestoreLimits {
+  quotaBytes?: number;
+  progress?: ProgressReporter;
+  /** The restore fills this workspace's whole folder: remember the tree as its last backup's (chunked backups). */
+  cacheAs?: Pick<ArchiveTarget, 'owner' | 'metaId'>;
+}
+
+/**
+ * The tree as it now stands in `dir`, for the node's cache: Node sets times through a double (to a few microseconds), so
+ * entries take the mtimes they got (when within 4 µs of the tree's), and files still of the tree's size keep their
+ * inode and ctime. Its next backup then builds exactly this tree from stats alone and finds it unchanged.
+ */
+async function rememberRestoredTree(dir: string, tree: Tree): Promise<{ tree: Tree; stats: Map<string, [string, string]>; sha256: string }> {
+  const byPath = new Map(tree.entries.map((e) => [e.path, { ...e }]));
+  const stats = new Map<string, [string, string]>();
+  for (const { path: rel, stats: st } of await scanTree(dir)) {
+    const entry = byPath.get(rel);
+    if (!entry) continue;
+    const drift = st.mtimeNs - BigInt(entry.mtimeNs);
+    if (drift > -4000n && drift < 4000n) entry.mtimeNs = st.mtimeNs.toString();
+    if (entry.type === 'file' && st.isFile() && st.size === BigInt(entry.size!)) stats.set(rel, [st.ino.toString(), st.ctimeNs.toString()]);
+  }
+  const remembered: Tree = { ...tree, entries: tree.entries.map((e) => byPath.get(e.path)!) };
+  return { tree: remembered, stats, sha256: createHash('sha256').update(encodeTree(remembered)).digest('hex') };
+}
+
 export function workspacePrefix(target: Pick<ArchiveTarget, 'owner' | 'metaId'>): string {
   return `${target.owner}/workspaces/${target.metaId}/`;
 }
@@ -724,11 +747,33 @@ function hmacEqual(a: string, b: string): boolean {
 const stagingPrefix = '.wsd-restore-';
 
 /**
+ * Runs `fill` on a fresh staging folder inside `dir` (nothing planted there to write through), then moves its content
+ * into `dir`; the staging folder goes either way, and `dir` gets the staged root's mode, owner and times last (making
+ * and removing the staging folder changes its mtime).
+ */
+async function staged<T>(dir: string, fill: (staging: string) => Promise<T>): Promise<T> {
+  const staging = path.join(dir, `${stagingPrefix}${randomBytes(6).toString('hex')}`);
+  await mkdir(staging, { mode: 0o700 });
+  let root: Awaited<ReturnType<typeof moveInto>> | undefined;
+  let result: T;
+  try {
+    result = await fill(staging);
+    root = await moveInto(staging, dir);
+  } finally {
+    await rm(staging, { recursive: true, force: true, maxRetries: 3 });
+  }
+  await utimes(dir, root.atimeMs / 1000, root.mtimeMs / 1000);
+  return result;
+}
+
+/**
  * Moves everything in `from` into `to`: entries `to` lacks are renamed in; a folder meeting a real folder is merged
  * into it; anything else in `to` (a file, a symlink — never followed) is replaced, as tar would replace it. The root
  * takes the archived root's mode, owner and times. `from` is on the same filesystem (inside `to`).
  */
-async function moveInto(from: string | Buffer, to: string | Buffer): Promise<void> {
+async function moveInto(from: string | Buffer, to: string | Buffer): Promise<import('node:fs').Stats> {
+  // Before anything moves out: moving an entry out of `from` changes its mtime.
+  const root = await stat(from);
   // Names as bytes: a name that is not UTF-8 (tar restores them) must not be read back as replacement characters.
   for (const name of await readdir(from, { encoding: 'buffer' })) {
     const source = childPath(from, name);
@@ -741,10 +786,11 @@ async function moveInto(from: string | Buffer, to: string | Buffer): Promise<voi
     if (targetInfo) await rm(target, { recursive: true, force: true });
     await rename(source, target);
   }
-  const root = await stat(from);
   await chmod(to, root.mode & 0o7777);
   if (process.getuid?.() === 0) await chown(to, root.uid, root.gid);
-  await utimes(to, root.atime, root.mtime);
+  // Seconds as numbers, not Dates: a Date would cut the time to milliseconds.
+  await utimes(to, root.atimeMs / 1000, root.mtimeMs / 1000);
+  return root;
 }
 
 function childPath(dir: string | Buffer, name: Buffer): Buffer {

@@ -452,7 +452,7 @@ export class WorkspaceService {
       if (latest) {
         log.info('a backup exists; restoring it instead of the requested initializer', { backup: latest.object, requested: record.initializer.kind });
         const started = Date.now();
-        await this.#backups.restore(latest, record.folder, this.#shutdown.signal, { ...quota, progress });
+        await this.#backups.restore(latest, record.folder, this.#shutdown.signal, { ...quota, progress, cacheAs: record });
         record.restoredFrom = latest.object;
         // Said to the caller: asking for `empty` (or a clone) and getting yesterday's work back must not be a surprise.
         const warning = `workspace ${record.metaId} (owner ${record.owner}) has a backup: restored ${latest.object} (taken ${latest.createdAt}) instead of running the ${record.initializer.kind} initializer (workspaces.backupWins)`;
@@ -469,7 +469,8 @@ export class WorkspaceService {
       archives: {
         latestBackup: (target) => this.#backups.latestBackup(target),
         snapshot: (name) => this.#backups.snapshot(name),
-        restore: (manifest, dir, signal, limits) => this.#backups.restore(manifest, dir, signal, { ...limits, ...quota, progress }),
+        // A restore of the whole folder is remembered as this workspace's last tree: its first backup then costs stats.
+        restore: (manifest, dir, signal, limits) => this.#backups.restore(manifest, dir, signal, { ...limits, ...quota, progress, ...(dir === record.folder ? { cacheAs: record } : {}) }),
       },
       progress,
       initializers: this.#deps.initializers,

@@ -241,4 +241,22 @@ describe('chunked backups (ADR 0007)', () => {
     await assert.rejects(store.restore(manifest, restored), { code: 'DATA_LOSS' });
     assert.deepEqual(readdirSync(restored), ['mine']);
   });
+
+  it('a restore remembered for its workspace makes the next backup cost stats: nothing read, nothing stored', async () => {
+    const tmp = { path: tempDir('chunked-') };
+    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
+    const ws = fresh(tmp.path, 'ws');
+    makeTree(ws);
+    const manifest = await new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache-a') }).write(target(), ws, 'backup');
+    // Another node, with an empty cache, restores the workspace and backs it up.
+    const nodeB = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache-b') });
+    const restored = fresh(tmp.path, 'restored');
+    await nodeB.restore(manifest, restored, undefined, { cacheAs: target() });
+    const before = await storedBytes(storage);
+    const phases: string[] = [];
+    const again = await nodeB.write(target(), restored, 'backup', { progress: (p) => p.phase && phases.push(p.phase) });
+    assert.equal(again.object, manifest.object, 'the restored tree is the current backup');
+    assert.equal(await storedBytes(storage), before);
+    assert.ok(phases.includes('unchanged since the last backup'), phases.join(', '));
+  });
 });
