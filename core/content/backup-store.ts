@@ -52,6 +52,11 @@ export interface BackupStoreOptions {
   cacheDir?: string;
   /** Unreferenced packs younger than this are kept by garbage collection (default 1 hour). */
   gcGraceMs?: number;
+  /**
+   * Least time between two garbage collections of one owner's packs from this node (default 1 hour): a collection
+   * reads every manifest of the owner, too much to do after every backup of a busy owner.
+   */
+  gcIntervalMs?: number;
 }
 
 /** Archives without a manifest older than this are leftovers of interrupted uploads, and are deleted. */
@@ -103,11 +108,15 @@ export class BackupStore implements ArchiveService {
   readonly #indexes: ChunkIndexStore;
   readonly #trees: TreeCache | undefined;
   readonly #collector: GarbageCollector;
+  readonly #gcIntervalMs: number;
+  /** When this node last collected each owner's packs. */
+  readonly #collected = new Map<string, number>();
 
   constructor(storage: StorageBackend, log: Logger, options: BackupStoreOptions = {}) {
     this.#format = options.format ?? 'chunks';
     this.#indexes = new ChunkIndexStore(storage, log, { ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}), ...(options.hmacKey ? { hmacKey: options.hmacKey } : {}) });
     this.#trees = options.cacheDir ? new TreeCache(options.cacheDir) : undefined;
+    this.#gcIntervalMs = options.gcIntervalMs ?? 60 * 60 * 1000;
     this.#collector = new GarbageCollector(storage, log, this.#indexes, { ...(options.gcGraceMs !== undefined ? { graceMs: options.gcGraceMs } : {}) });
     this.#storage = storage;
     this.#log = log;
@@ -348,7 +357,9 @@ export class BackupStore implements ArchiveService {
         await this.#storage.delete({ key: archive.key });
       }
     }
-    if (expired.length > 0 && this.#format === 'chunks') {
+    const last = this.#collected.get(target.owner);
+    if (expired.length > 0 && this.#format === 'chunks' && (last === undefined || Date.now() - last >= this.#gcIntervalMs)) {
+      this.#collected.set(target.owner, Date.now());
       const outcome = await this.collectGarbage(target.owner);
       this.#log.debug('garbage collection after pruning', { owner: target.owner, ...outcome });
     }

@@ -24,7 +24,7 @@ function setup(options: { keep?: number } = {}) {
   const root = tempDir('chunk-gc-');
   const storage = new LocalStorageBackend(path.join(root, 'storage'));
   // No grace: the test decides when packs are old enough.
-  const store = new BackupStore(storage, log, { cacheDir: path.join(root, 'cache'), keep: options.keep ?? 1, gcGraceMs: 0 });
+  const store = new BackupStore(storage, log, { cacheDir: path.join(root, 'cache'), keep: options.keep ?? 1, gcGraceMs: 0, gcIntervalMs: 0 });
   const ws = path.join(root, 'ws');
   mkdirSync(ws);
   return { root, storage, store, ws };

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { StorageBackend } from '../../storage/storage-backend.js';
 import { packKey } from './repository-layout.js';
 import type { ChunkEncoding } from './tree.js';
@@ -21,9 +21,10 @@ export class PendingPack {
 }
 
 /**
- * Collects new chunks into packs of about `targetBytes` and uploads each sealed pack under its sha256
- * (content-addressed: a retried or repeated upload writes the same bytes to the same key), at most `uploads` at
- * once; `add` waits while that many are in flight, so memory stays at about (uploads + 1) × targetBytes.
+ * Collects new chunks into packs of about `targetBytes` and uploads each sealed pack under a random 256-bit id
+ * (never reused: a pack is written once; every chunk in it is verified by its own sha256, so hashing the pack as well
+ * would cost a pass over the data for nothing), at most `uploads` at once; `add` waits while that many are in
+ * flight, so memory stays at about (uploads + 1) × targetBytes.
  */
 export class PackWriter {
   readonly #storage: StorageBackend;
@@ -74,7 +75,7 @@ export class PackWriter {
     this.#current = new PendingPack();
     const body = Buffer.concat(pack.parts);
     pack.parts.length = 0;
-    pack.id = createHash('sha256').update(body).digest('hex');
+    pack.id = randomBytes(32).toString('hex');
     this.sealed.push(pack);
     while (this.#inFlight.size >= this.#maxUploads) await Promise.race(this.#inFlight);
     if (this.#failure) throw this.#failure;

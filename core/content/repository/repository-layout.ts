@@ -3,7 +3,7 @@
  * owner's workspaces (identical content is stored once per owner, never across owners: a backup can only reference
  * what its owner's repository holds); trees and manifests sit beside the workspace's other backups.
  *
- *   <owner>/repo/packs/<sha256>.pack          zstd frames (or raw bytes), one per chunk; immutable
+ *   <owner>/repo/packs/<random id>.pack       zstd frames (or raw bytes), one per chunk; immutable
  *   <owner>/repo/index/<time>-<nonce>.json.zst  which chunks each pack holds, at which offsets; immutable
  *   <owner>/repo/locks/shared-<time>-<nonce>.json   a backup in flight (it may reference existing packs)
  *   <owner>/repo/locks/exclusive.json         garbage collection in progress

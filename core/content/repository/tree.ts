@@ -7,7 +7,7 @@ import { maxChunkBytes } from './chunker.js';
  * manifest records its size and sha256, so a restore trusts nothing it has not checked (ADR 0007).
  */
 export interface Tree {
-  /** Ids (sha256 of the bytes) of the packs chunks live in; a chunk names its pack by index here. */
+  /** Ids (64 hex digits, random) of the packs chunks live in; a chunk names its pack by index here. */
   packs: string[];
   chunks: ChunkRef[];
   /** In an order where every entry's parent comes before it; the root (`''`) first. */
