@@ -106,8 +106,9 @@ export interface ExtractLimits {
 /**
  * Extracts an archive stream into `dir` (which must exist and be empty). Every tar header is inspected on the way
  * (TarInspector): a member that could write outside `dir`, or a device/fifo, stops the restore with `DATA_LOSS`
- * before tar sees it. Rejects if the stream, zstd or tar fail; what was extracted before the failure stays, so
- * callers extract into a folder they wipe on failure. Returns the number of members extracted.
+ * before tar sees it. Rejects if the stream, zstd or tar fail: `DATA_LOSS` for what the archive is to blame for; a
+ * failure of `body` itself (storage) as the WsdError it is, otherwise `UNAVAILABLE`. What was extracted before the
+ * failure stays, so callers extract into a folder they wipe on failure. Returns the number of members extracted.
  */
 export async function extractArchive(body: Readable, dir: string, options: ExtractOptions & ExtractLimits = {}): Promise<{ members: number }> {
   const owner = options.owner; // set only when wsd is root (see core/daemon.ts)
@@ -136,11 +137,12 @@ export async function extractArchive(body: Readable, dir: string, options: Extra
   const exits = Promise.all([exitOf(zstd, 'zstd'), exitOf(tar, 'tar')]);
   exits.catch(() => {}); // awaited below; a spawn failure must not become an unhandled rejection meanwhile
   try {
-    await Promise.all([pipeline(body, zstd.stdin!), pipeline(zstd.stdout!, inspector, toTar)]);
+    await Promise.all([pipeline(fromSource(body), zstd.stdin!), pipeline(zstd.stdout!, inspector, toTar)]);
   } catch (error) {
     zstd.kill();
     tar.kill();
     await exits.catch(() => {});
+    if (error instanceof SourceFailure) throw sourceError(error.cause);
     if (isWsdError(error)) throw error;
     if (isAbortError(error)) throw new WsdError('CANCELLED', 'restoring archive: cancelled', { cause: error });
     if (outOfSpace(tarErr())) throw new WsdError('RESOURCE_EXHAUSTED', `restoring archive: out of disk space or quota: ${tarErr()}`, { cause: error });
@@ -153,6 +155,32 @@ export async function extractArchive(body: Readable, dir: string, options: Extra
   if (tarCode !== 0) throw new WsdError('DATA_LOSS', `restoring archive: tar failed (exit ${tarCode}): ${tarErr()}`);
   if (toTar.closedEarly && !inspector.reachedEnd) throw new WsdError('DATA_LOSS', 'restoring archive: tar stopped reading before the end of the archive');
   return { members: inspector.members };
+}
+
+/** A failure of the stream the archive is read from (storage), as opposed to one of zstd, the inspector or tar. */
+class SourceFailure extends Error {}
+
+/**
+ * `body`, with its own failures told apart: when the transfer breaks, zstd sees its input end mid-frame and
+ * complains, so the pipeline's error alone would blame the archive for what storage did.
+ */
+async function* fromSource(body: Readable): AsyncGenerator<Buffer> {
+  try {
+    // Iterating also turns a body that closes before its end into an error (ERR_STREAM_PREMATURE_CLOSE).
+    for await (const chunk of body) yield chunk as Buffer;
+  } catch (error) {
+    throw new SourceFailure('reading the archive failed', { cause: error });
+  }
+}
+
+/**
+ * A broken transfer says nothing about the archive (its digest is checked after a complete read): it is the
+ * storage's failure, UNAVAILABLE and worth retrying, never DATA_LOSS. Backends report theirs as WsdErrors already.
+ */
+function sourceError(cause: unknown): WsdError {
+  if (isWsdError(cause)) return cause;
+  if (isAbortError(cause)) return new WsdError('CANCELLED', 'restoring archive: cancelled', { cause });
+  return new WsdError('UNAVAILABLE', `restoring archive: reading it from storage failed midway: ${(cause as Error).message}`, { cause });
 }
 
 function outOfSpace(stderr: string): boolean {

@@ -307,6 +307,8 @@ export class BackupStore implements ArchiveService {
       manifestStored = true;
       if (kind === 'backup') await this.#commitLatest(target, manifest);
     } catch (error) {
+      // The meter first: it would otherwise fail with the archive stream's premature close, and nobody reads it now.
+      digest.destroy();
       archive.stream.destroy();
       await archive.done.catch(() => {});
       // A failed pointer update may still have happened (a lost response): never delete what latest.json may name.
@@ -579,7 +581,10 @@ export class BackupStore implements ArchiveService {
           ...(limits.quotaBytes ? { maxDataBytes: limits.quotaBytes, dataLimitReason: `the workspace quota of ${limits.quotaBytes} bytes` } : {}),
         });
       } finally {
-        body.destroy(); // a refused or failed restore must not leave the storage stream (file, socket) open
+        // A refused or failed restore must not leave the storage stream (file, socket) open; the meter goes first,
+        // or the storage stream's premature close would fail it with an error nobody listens to.
+        digest.destroy();
+        body.destroy();
       }
       if (digest.size !== manifest.size || digest.sha256 !== manifest.sha256) {
         throw new WsdError('DATA_LOSS', `archive ${manifest.object} is corrupt: expected ${manifest.size} bytes sha256 ${manifest.sha256}, read ${digest.size} bytes sha256 ${digest.sha256}`);

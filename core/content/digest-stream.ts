@@ -1,16 +1,24 @@
 import { createHash } from 'node:crypto';
+<<<<<<< HEAD
 import { Transform } from 'node:stream';
 import { WsdError } from '../errors.js';
+=======
+import { Transform, finished } from 'node:stream';
+>>>>>>> wip-stress
 
 /** A pass-through that measures what flows through it: size and sha256, read once the stream has ended. */
 export class DigestStream extends Transform {
   /**
-   * `source` piped through a new meter; an error of `source` fails the meter too (pipe() alone would not).
-   * `onSize` hears the running size after each chunk (for progress reports).
+   * `source` piped through a new meter; an error of `source` fails the meter too, and so does a source that closes
+   * before its end (`ERR_STREAM_PREMATURE_CLOSE`: a transfer cut without an error). pipe() alone would do neither,
+   * and a reader of the meter would wait forever. `onSize` hears the running size after each chunk (for progress
+   * reports).
    */
-  static of(source: NodeJS.ReadableStream & { once(event: 'error', listener: (error: Error) => void): unknown }, onSize?: (size: number) => void): DigestStream {
+  static of(source: NodeJS.ReadableStream, onSize?: (size: number) => void): DigestStream {
     const meter = new DigestStream(onSize);
-    source.once('error', (error) => meter.destroy(error));
+    finished(source, { writable: false }, (error) => {
+      if (error) meter.destroy(error);
+    });
     source.pipe(meter);
     return meter;
   }

@@ -11,7 +11,8 @@ export interface ArchiveService {
   snapshot(name: string): Promise<ArchiveManifest>;
   /**
    * Restores into `dir`, merged with what is there. `quotaBytes` bounds the data (RESOURCE_EXHAUSTED). DATA_LOSS for
-   * a corrupt or refused archive; on any failure `dir` is as it was.
+   * a corrupt or refused archive; UNAVAILABLE (or storage's own error) when reading it broke off midway; on any
+   * failure `dir` is as it was.
    */
   restore(manifest: ArchiveManifest, dir: string, signal?: AbortSignal, limits?: { quotaBytes?: number }): Promise<{ members: number }>;
 }
