@@ -29,12 +29,16 @@ if (options === 'help') {
 
 const log = (line: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
 const wants = (...names: Group[]) => names.some((name) => options.only.has(name));
-const needsTree = wants('backup', 'restore', 'rss', 'incremental', 'chain', 'minio');
+const needsTree = options.prepareOnly || wants('backup', 'restore', 'rss', 'incremental', 'chain', 'minio');
 
 mkdirSync(options.cacheDir, { recursive: true });
 const tree = needsTree ? ensureTree(options.cacheDir, options.seed, options.sizeBytes, log) : undefined;
 // Working copies are hard links into the cached tree, so the scratch folder must be on the cache's file system.
 const sameDevice = statSync(os.tmpdir()).dev === statSync(options.cacheDir).dev;
+if (options.prepareOnly) {
+  log(`tree ready: ${tree!.root} (${tree!.files} files, ${formatSize(tree!.bytes)})`);
+  process.exit(0);
+}
 const workDir = tempDir('wsd-bench-', sameDevice ? {} : { base: options.cacheDir });
 const ctx: BenchContext = { options, ...(tree ? { tree } : {}), workDir, log, lines: [], details: {} };
 if (tree) log(`tree: ${tree.files} files, ${formatSize(tree.bytes)} (${tree.smallFiles.length} source files, ${tree.gitObjects} git objects, ${tree.largeFiles.length} large files; edit target ${formatSize(tree.editTarget.size)})`);

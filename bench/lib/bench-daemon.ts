@@ -81,9 +81,14 @@ export async function storedFiles(dir: string): Promise<Map<string, number>> {
  * which retention (`keep`) can make zero or negative while a full copy was uploaded.
  */
 export function bytesAdded(before: Map<string, number>, after: Map<string, number>): number {
-  let total = 0;
-  for (const [file, size] of after) if (before.get(file) !== size) total += size;
-  return total;
+  return filesAdded(before, after).reduce((total, file) => total + file.size, 0);
+}
+
+/** The files behind {@link bytesAdded}, paths relative to `root`. */
+export function filesAdded(before: Map<string, number>, after: Map<string, number>, root = ''): Array<{ path: string; size: number }> {
+  const added: Array<{ path: string; size: number }> = [];
+  for (const [file, size] of after) if (before.get(file) !== size) added.push({ path: root ? path.relative(root, file) : file, size });
+  return added;
 }
 
 /** Bytes in the files under `dir`. */

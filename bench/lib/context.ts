@@ -19,6 +19,8 @@ export interface BenchOptions {
   apiConnections: number;
   cacheDir: string;
   resultsDir: string;
+  /** Generate (or find) the tree, then stop. */
+  prepareOnly: boolean;
 }
 
 /** What every group of figures gets: the options, the tree, a scratch folder, and where lines and details go. */

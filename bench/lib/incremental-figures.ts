@@ -1,6 +1,6 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { bytesAdded, startBenchDaemon, storedFiles, type BenchDaemon } from './bench-daemon.js';
+import { filesAdded, startBenchDaemon, storedFiles, type BenchDaemon } from './bench-daemon.js';
 import { interleaved, type BenchContext } from './context.js';
 import { syncDisks, tarZstd } from './gnu-baselines.js';
 import { line, type Side } from './report.js';
@@ -25,10 +25,14 @@ export async function measureIncremental(ctx: BenchContext): Promise<void> {
     const folder = await daemon.createFilled(id, 'bench-incremental', tree);
     const snar = path.join(dir, 'tar.snar');
     const archive = (name: string) => path.join(dir, `${name}.tar.zst`);
+    const written: Record<string, Array<{ path: string; size: number }>> = {};
     const wsdBackup = async (prefix: string) => {
       const before = await storedFiles(daemon!.storageDir);
       series.add(`${prefix} s`, await seconds(() => daemon!.client.backupWorkspace(id)));
-      series.add(`${prefix} bytes`, bytesAdded(before, await storedFiles(daemon!.storageDir)));
+      const added = filesAdded(before, await storedFiles(daemon!.storageDir), daemon!.storageDir);
+      series.add(`${prefix} bytes`, added.reduce((total, file) => total + file.size, 0));
+      // What the last backup of each kind wrote, for the JSON: where the bytes of an incremental backup go.
+      written[prefix] = added;
       await syncDisks();
     };
     const gnuBackup = async (prefix: string, name: string) => {
@@ -105,6 +109,7 @@ export async function measureIncremental(ctx: BenchContext): Promise<void> {
         (name) => [name, series.summary(name).samples],
       ),
     );
+    ctx.details.incrementalWritten = written;
   } finally {
     await daemon?.stop();
   }

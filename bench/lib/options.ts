@@ -16,6 +16,7 @@ export const usage = `npm run bench -- [options]
   --api-connections <n>  HTTP/2 connections the load generator spreads them over (default 4)
   --cache-dir <dir>      where generated trees are kept (default bench/trees, gitignored)
   --results-dir <dir>    where the JSON goes (default bench/results)
+  --prepare              generate (or find) the tree and exit
 Smoke test: npm run bench -- --size 64m --rounds 1`;
 
 const positive = (name: string, text: string, min = 1): number => {
@@ -39,6 +40,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       'api-connections': { type: 'string', default: '4' },
       'cache-dir': { type: 'string' },
       'results-dir': { type: 'string' },
+      prepare: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -63,5 +65,6 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     apiConnections: positive('api-connections', values['api-connections']),
     cacheDir: path.resolve(values['cache-dir'] ?? path.join(root, 'bench', 'trees')),
     resultsDir: path.resolve(values['results-dir'] ?? path.join(root, 'bench', 'results')),
+    prepareOnly: values.prepare,
   };
 }

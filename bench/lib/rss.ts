@@ -38,10 +38,10 @@ function descendants(pid: number): number[] {
 }
 
 /**
- * Samples the daemon's RSS (and its children's) every `intervalMs` while an operation runs. The daemon's peak comes
+ * Samples the daemon's RSS (and its children's) every `intervalMs` (a /proc walk costs the measured operation a little CPU: not more often) while an operation runs. The daemon's peak comes
  * from VmHWM (reset before), which catches spikes between samples; the children's is the highest sampled sum.
  */
-export async function peakMemoryDuring<T>(pid: number, run: () => Promise<T>, intervalMs = 100): Promise<{ result: T; daemonPeakMB: number; childrenPeakMB: number }> {
+export async function peakMemoryDuring<T>(pid: number, run: () => Promise<T>, intervalMs = 250): Promise<{ result: T; daemonPeakMB: number; childrenPeakMB: number }> {
   resetPeak(pid);
   let childrenPeakMB = 0;
   const sample = () => {

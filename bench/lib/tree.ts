@@ -10,7 +10,7 @@ import { SourceText } from './source-text.js';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 /** Bumped whenever the generator changes what it writes: cached trees of another version are not reused. */
-const generatorVersion = 1;
+const generatorVersion = 2;
 
 /** What was generated, saved beside the tree (`tree.json`) so a cached tree needs no walk. */
 export interface TreeInfo {
