@@ -10,7 +10,7 @@ import { measureChain } from './lib/chain-figures.js';
 import type { BenchContext, Group } from './lib/context.js';
 import { measureIncremental } from './lib/incremental-figures.js';
 import { parseOptions, usage } from './lib/options.js';
-import { environment, formatTable, writeResults } from './lib/report.js';
+import { environment, formatMarkdown, formatTable, writeResults } from './lib/report.js';
 import { measureStart } from './lib/start-figures.js';
 import { ensureTree, formatSize } from './lib/tree.js';
 
@@ -65,6 +65,8 @@ if (wants('start')) await run('start-to-ready', () => measureStart(ctx));
 console.log(`\nwsd bench, ${tree ? `${formatSize(tree.bytes)} tree (seed ${options.seed}), ` : ''}${options.rounds} round(s), ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
 console.log(formatTable(ctx.lines));
 for (const l of ctx.lines.filter((l) => l.note)) console.log(`  ${l.what}: ${l.note}`);
+const title = `${tree ? `${formatSize(tree.bytes)} tree, ` : ''}${options.rounds} round(s), ${started.toISOString().slice(0, 16)}Z, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`;
+const notes = ctx.lines.filter((l) => l.note).map((l) => `- ${l.what}: ${l.note}`);
 const file = writeResults(options.resultsDir, {
   started: started.toISOString(),
   finished: new Date().toISOString(),
@@ -74,7 +76,7 @@ const file = writeResults(options.resultsDir, {
   lines: ctx.lines,
   details: ctx.details,
   failures,
-});
-console.log(`\nresults: ${file}`);
+}, [`wsd bench: ${title}`, '', formatMarkdown(ctx.lines), '', ...notes].join('\n'));
+console.log(`\nresults: ${file} (and the table in Markdown beside it)`);
 for (const failure of failures) console.error(`\n${failure.group} failed:\n${failure.error}`);
 process.exit(failures.length ? 1 : 0);

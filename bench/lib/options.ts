@@ -14,7 +14,7 @@ export const usage = `npm run bench -- [options]
   --api-seconds <n>      seconds per load run (default 10)
   --api-concurrency <n>  calls in flight (default 200)
   --api-connections <n>  HTTP/2 connections the load generator spreads them over (default 4)
-  --cache-dir <dir>      where generated trees are kept (default bench/trees, gitignored)
+  --cache-dir <dir>      where generated trees are kept (default .cache/bench/trees, gitignored)
   --results-dir <dir>    where the JSON goes (default bench/results)
   --prepare              generate (or find) the tree and exit
 Smoke test: npm run bench -- --size 64m --rounds 1`;
@@ -63,7 +63,9 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     apiSeconds: positive('api-seconds', values['api-seconds']),
     apiConcurrency: positive('api-concurrency', values['api-concurrency']),
     apiConnections: positive('api-connections', values['api-connections']),
-    cacheDir: path.resolve(values['cache-dir'] ?? path.join(root, 'bench', 'trees')),
+    // In the project's gitignored cache, beside the tools: not under bench/, where tsc and the docs check would
+    // take the tree's generated .ts and .md files for the project's own.
+    cacheDir: path.resolve(values['cache-dir'] ?? path.join(root, '.cache', 'bench', 'trees')),
     resultsDir: path.resolve(values['results-dir'] ?? path.join(root, 'bench', 'results')),
     prepareOnly: values.prepare,
   };

@@ -92,6 +92,25 @@ export function formatTable(lines: Line[]): string {
   return [format(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...rows.map(format)].join('\n');
 }
 
+/** The same table in Markdown, for docs/performance.md ("Last full run"). */
+export function formatMarkdown(lines: Line[]): string {
+  const cell = (text: string) => text.replace(/\|/g, '\\|');
+  const rows = lines.map((l) =>
+    [
+      l.what,
+      formatSide(l.baseline),
+      formatSide(l.wsd),
+      l.ratio === undefined ? '' : `${l.ratio < 0.01 ? l.ratio.toPrecision(2) : l.ratio.toFixed(2)} ${l.ratioMeaning ?? ''}`.trim(),
+      l.target ? `${l.target.text}: ${l.target.pass ? 'pass' : '**miss**'}` : '',
+    ].map(cell),
+  );
+  return [
+    '| figure | baseline median (min–max) | wsd median (min–max) | ratio | target |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
 /** Where the run happened: read the ratios with this in mind (a shared 2-core machine swings 2× between runs). */
 export function environment(): Record<string, unknown> {
   return {
@@ -105,10 +124,14 @@ export function environment(): Record<string, unknown> {
   };
 }
 
-/** Writes `bench/results/<timestamp>.json` (in the source tree, not dist/) and returns its path. */
-export function writeResults(resultsDir: string, document: Record<string, unknown>): string {
+/**
+ * Writes `<timestamp>.json` and the table as `<timestamp>.md` into `resultsDir` (bench/results in the source tree,
+ * not dist/) and returns the JSON's path.
+ */
+export function writeResults(resultsDir: string, document: Record<string, unknown>, markdown: string): string {
   mkdirSync(resultsDir, { recursive: true });
   const file = path.join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify(document, null, 2)}\n`);
+  writeFileSync(file.replace(/\.json$/, '.md'), `${markdown}\n`);
   return file;
 }
