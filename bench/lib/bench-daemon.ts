@@ -59,16 +59,23 @@ export async function startBenchDaemon(dir: string, options: { minio?: StartedMi
   };
 }
 
-/** Every file under `dir` with its size: what a storage backend holds. */
-export async function storedFiles(dir: string): Promise<Map<string, number>> {
-  const files = new Map<string, number>();
+/** A file in storage as listed: its size, and what tells a rewrite of the same size apart (inode, mtime). */
+export interface StoredFile {
+  size: number;
+  version: string;
+}
+
+/** Every file under `dir`: what a storage backend holds. */
+export async function storedFiles(dir: string): Promise<Map<string, StoredFile>> {
+  const files = new Map<string, StoredFile>();
   const walk = async (current: string): Promise<void> => {
     const entries = await readdir(current, { withFileTypes: true }).catch(() => []);
     await Promise.all(
       entries.map(async (entry) => {
         const full = path.join(current, entry.name);
-        if (entry.isDirectory()) await walk(full);
-        else files.set(full, (await lstat(full).catch(() => ({ size: 0 }))).size);
+        if (entry.isDirectory()) return walk(full);
+        const info = await lstat(full).catch(() => undefined); // deleted meanwhile (retention)
+        if (info) files.set(full, { size: info.size, version: `${info.ino}:${info.mtimeMs}:${info.size}` });
       }),
     );
   };
@@ -77,23 +84,24 @@ export async function storedFiles(dir: string): Promise<Map<string, number>> {
 }
 
 /**
- * Bytes written between two listings: files that are new or changed size, counted whole. Not the net growth,
- * which retention (`keep`) can make zero or negative while a full copy was uploaded.
+ * Bytes written between two listings: files that are new or were rewritten (a pointer like `latest.json` is
+ * replaced by one of the same size), counted whole. Not the net growth, which retention (`keep`) can make zero or
+ * negative while a full copy was uploaded.
  */
-export function bytesAdded(before: Map<string, number>, after: Map<string, number>): number {
+export function bytesAdded(before: Map<string, StoredFile>, after: Map<string, StoredFile>): number {
   return filesAdded(before, after).reduce((total, file) => total + file.size, 0);
 }
 
 /** The files behind {@link bytesAdded}, paths relative to `root`. */
-export function filesAdded(before: Map<string, number>, after: Map<string, number>, root = ''): Array<{ path: string; size: number }> {
+export function filesAdded(before: Map<string, StoredFile>, after: Map<string, StoredFile>, root = ''): Array<{ path: string; size: number }> {
   const added: Array<{ path: string; size: number }> = [];
-  for (const [file, size] of after) if (before.get(file) !== size) added.push({ path: root ? path.relative(root, file) : file, size });
+  for (const [file, { size, version }] of after) if (before.get(file)?.version !== version) added.push({ path: root ? path.relative(root, file) : file, size });
   return added;
 }
 
 /** Bytes in the files under `dir`. */
 export async function storedBytes(dir: string): Promise<number> {
   let total = 0;
-  for (const size of (await storedFiles(dir)).values()) total += size;
+  for (const { size } of (await storedFiles(dir)).values()) total += size;
   return total;
 }
