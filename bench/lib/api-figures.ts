@@ -3,7 +3,8 @@ import path from 'node:path';
 import { startDaemonProcess, type DaemonProcess } from '../../test/kit/daemon-process.js';
 import { startBenchDaemon, type BenchDaemon } from './bench-daemon.js';
 import { interleaved, type BenchContext } from './context.js';
-import { runLoad, type LoadResult } from './load-generator.js';
+import { cpuSeconds } from './cpu.js';
+import { runLoad } from './load-generator.js';
 import { line } from './report.js';
 import { Series } from './stats.js';
 
@@ -31,21 +32,26 @@ export async function measureApi(ctx: BenchContext): Promise<void> {
     await load(bare.grpcAddress, 2);
     await load(daemon.daemon.grpcAddress, 2);
     const series = new Series();
-    const record = (name: string, result: LoadResult) => {
+    const measure = async (name: string, address: string, pid: number) => {
+      const cpuBefore = cpuSeconds(pid);
+      const result = await load(address);
+      const cpu = cpuSeconds(pid) - cpuBefore;
       if (result.errors > 0) throw new Error(`${name}: ${result.errors} of ${result.count} calls failed`);
       series.add(`${name} rps`, result.requestsPerSecond);
       series.add(`${name} p50`, result.p50Ms);
       series.add(`${name} p99`, result.p99Ms);
+      series.add(`${name} cpu per call`, (cpu / result.count) * 1e6);
+      series.add(`${name} cpu cores`, cpu / apiSeconds);
     };
     for (let round = 0; round < ctx.options.rounds; round++) {
       await interleaved(
         round,
-        async () => record('bare', await load(bare!.grpcAddress)),
-        async () => record('wsd', await load(daemon!.daemon.grpcAddress)),
+        () => measure('bare', bare!.grpcAddress, bare!.child.pid!),
+        () => measure('wsd', daemon!.daemon.grpcAddress, daemon!.pid),
       );
       ctx.log(`api round ${round + 1}: bare ${series.summary('bare rps').samples.at(-1)!.toFixed(0)} req/s, wsd ${series.summary('wsd rps').samples.at(-1)!.toFixed(0)} req/s`);
     }
-    const side = (name: string, label: string, unit: 'req/s' | 'ms') => ({ label, unit, summary: series.summary(name) });
+    const side = (name: string, label: string, unit: 'req/s' | 'ms' | 'µs') => ({ label, unit, summary: series.summary(name) });
     const median = (name: string) => series.summary(name).median;
     const at = `${concurrency} in flight`;
     ctx.lines.push(
@@ -67,6 +73,14 @@ export async function measureApi(ctx: BenchContext): Promise<void> {
         target: { text: '≤ 1.05', check: (r) => r <= 1.05 },
       }),
       line({
+        id: 'api.cpu',
+        what: 'server CPU per IsWorkspaceExists call',
+        baseline: side('bare cpu per call', 'bare grpc-js', 'µs'),
+        wsd: side('wsd cpu per call', 'wsd', 'µs'),
+        ratio: { value: median('wsd cpu per call') / median('bare cpu per call'), meaning: '(wsd / bare)' },
+        note: `server CPU while loaded: bare ${median('bare cpu cores').toFixed(2)} cores, wsd ${median('wsd cpu cores').toFixed(2)} cores (below 1: the server got less than a core of the shared machine, or the load generator could not keep it busy)`,
+      }),
+      line({
         id: 'api.p50',
         what: `IsWorkspaceExists p50 latency, ${at}`,
         baseline: side('bare p50', 'bare grpc-js', 'ms'),
@@ -74,7 +88,7 @@ export async function measureApi(ctx: BenchContext): Promise<void> {
         ratio: { value: median('wsd p50') / median('bare p50'), meaning: '(wsd / bare)' },
       }),
     );
-    ctx.details.api = Object.fromEntries(['bare rps', 'wsd rps', 'bare p50', 'wsd p50', 'bare p99', 'wsd p99'].map((name) => [name, series.summary(name).samples]));
+    ctx.details.api = Object.fromEntries(['bare rps', 'wsd rps', 'bare p50', 'wsd p50', 'bare p99', 'wsd p99', 'bare cpu per call', 'wsd cpu per call', 'bare cpu cores', 'wsd cpu cores'].map((name) => [name, series.summary(name).samples]));
   } finally {
     await bare?.stop();
     await daemon?.stop();

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Summary } from './stats.js';
 
-export type Unit = 's' | 'ms' | 'bytes' | 'MB' | 'req/s';
+export type Unit = 's' | 'ms' | 'µs' | 'bytes' | 'MB' | 'req/s';
 
 /** One measured side of a line: wsd, or the baseline it is read against. */
 export interface Side {
@@ -60,6 +60,8 @@ export function formatValue(value: number, unit: Unit): string {
       return value >= 10 ? `${value.toFixed(1)} s` : `${value.toFixed(2)} s`;
     case 'ms':
       return `${value.toFixed(value >= 100 ? 0 : 1)} ms`;
+    case 'µs':
+      return `${value.toFixed(0)} µs`;
     case 'bytes':
       return value >= 1024 * 1024 ? `${(value / 1024 / 1024).toFixed(1)} MiB` : value >= 1024 ? `${(value / 1024).toFixed(1)} KiB` : `${value} B`;
     case 'MB':
