@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startDaemonProcess, type DaemonProcess } from '../../test/kit/daemon-process.js';
 import { startBenchDaemon, type BenchDaemon } from './bench-daemon.js';
 import { interleaved, type BenchContext } from './context.js';
@@ -10,7 +11,7 @@ import { Series } from './stats.js';
 
 /** The baseline server of the API and start figures: a separate Node process, started like the daemon. */
 export async function startBareServer(): Promise<DaemonProcess> {
-  const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'bare-grpc-server.js');
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bare-grpc-server.js');
   return startDaemonProcess({ args: [], launcher: [process.execPath, script] });
 }
 
