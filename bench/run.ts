@@ -33,12 +33,14 @@ const needsTree = options.prepareOnly || wants('backup', 'restore', 'rss', 'incr
 
 mkdirSync(options.cacheDir, { recursive: true });
 const tree = needsTree ? ensureTree(options.cacheDir, options.seed, options.sizeBytes, log) : undefined;
-// Working copies are hard links into the cached tree, so the scratch folder must be on the cache's file system.
-const sameDevice = statSync(os.tmpdir()).dev === statSync(options.cacheDir).dev;
 if (options.prepareOnly) {
   log(`tree ready: ${tree!.root} (${tree!.files} files, ${formatSize(tree!.bytes)})`);
   process.exit(0);
 }
+// An interrupted run still ends its daemons and servers and removes its scratch folder: they hang on 'exit'.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+// Working copies are hard links into the cached tree, so the scratch folder must be on the cache's file system.
+const sameDevice = statSync(os.tmpdir()).dev === statSync(options.cacheDir).dev;
 const workDir = tempDir('wsd-bench-', sameDevice ? {} : { base: options.cacheDir });
 const ctx: BenchContext = { options, ...(tree ? { tree } : {}), workDir, log, lines: [], details: {} };
 if (tree) log(`tree: ${tree.files} files, ${formatSize(tree.bytes)} (${tree.smallFiles.length} source files, ${tree.gitObjects} git objects, ${tree.largeFiles.length} large files; edit target ${formatSize(tree.editTarget.size)})`);

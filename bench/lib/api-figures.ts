@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDaemonProcess, type DaemonProcess } from '../../test/kit/daemon-process.js';
-import { startBenchDaemon, type BenchDaemon } from './bench-daemon.js';
+import { endWithBench, startBenchDaemon, type BenchDaemon } from './bench-daemon.js';
 import { interleaved, type BenchContext } from './context.js';
 import { cpuSeconds } from './cpu.js';
 import { runLoad } from './load-generator.js';
@@ -12,7 +12,7 @@ import { Series } from './stats.js';
 /** The baseline server of the API and start figures: a separate Node process, started like the daemon. */
 export async function startBareServer(): Promise<DaemonProcess> {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bare-grpc-server.js');
-  return startDaemonProcess({ args: [], launcher: [process.execPath, script] });
+  return endWithBench(await startDaemonProcess({ args: [], launcher: [process.execPath, script] }));
 }
 
 /**

@@ -26,11 +26,22 @@ export interface BenchDaemon {
   stop(): Promise<void>;
 }
 
+/**
+ * Ends `daemon` (SIGKILL) if the bench exits while it runs — a failed round, Ctrl-C — so no daemon outlives the
+ * bench; its own stop() still ends it gracefully.
+ */
+export function endWithBench(daemon: DaemonProcess): DaemonProcess {
+  const kill = () => daemon.child.kill('SIGKILL');
+  process.once('exit', kill);
+  daemon.child.once('exit', () => process.off('exit', kill));
+  return daemon;
+}
+
 export async function startBenchDaemon(dir: string, options: { minio?: StartedMinio; keep?: number } = {}): Promise<BenchDaemon> {
   const storage = options.minio ? `storage: ${JSON.stringify({ plugin: 's3', s3: options.minio.storageConfig })}\n` : '';
   const extra = `${storage}backup:\n  period: 0\n  keep: ${options.keep ?? 3}\n`;
   mkdirSync(dir, { recursive: true });
-  const daemon = await startDaemonProcess({ args: ['--config', testDaemonConfig(dir, extra)], cwd: dir });
+  const daemon = endWithBench(await startDaemonProcess({ args: ['--config', testDaemonConfig(dir, extra)], cwd: dir }));
   const client = new WsdClient({ address: daemon.grpcAddress });
   const dataDir = path.join(dir, 'data');
   const folder = (id: string) => path.join(dataDir, 'workspaces', id);

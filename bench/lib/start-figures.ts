@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { startDaemonProcess, testDaemonConfig, type DaemonProcess } from '../../test/kit/daemon-process.js';
 import { startBareServer } from './api-figures.js';
-import { startBenchDaemon } from './bench-daemon.js';
+import { endWithBench, startBenchDaemon } from './bench-daemon.js';
 import type { BenchContext } from './context.js';
 import { line } from './report.js';
 import { seconds, Series } from './stats.js';
@@ -42,9 +42,9 @@ export async function measureStart(ctx: BenchContext): Promise<void> {
     ['empty', () => {
       const fresh = path.join(dir, `empty-${series.has('empty') ? series.summary('empty').samples.length : 0}`);
       mkdirSync(fresh);
-      return startDaemonProcess({ args: ['--config', testDaemonConfig(fresh, 'backup:\n  period: 0\n')], cwd: fresh });
+      return startDaemonProcess({ args: ['--config', testDaemonConfig(fresh, 'backup:\n  period: 0\n')], cwd: fresh }).then(endWithBench);
     }],
-    ['populated', () => startDaemonProcess({ args: ['--config', populatedConfig], cwd: populated })],
+    ['populated', () => startDaemonProcess({ args: ['--config', populatedConfig], cwd: populated }).then(endWithBench)],
   ];
   for (let round = 0; round < ctx.options.rounds; round++) {
     for (let i = 0; i < runs.length; i++) {
