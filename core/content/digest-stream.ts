@@ -1,10 +1,6 @@
 import { createHash } from 'node:crypto';
-<<<<<<< HEAD
-import { Transform } from 'node:stream';
-import { WsdError } from '../errors.js';
-=======
 import { Transform, finished } from 'node:stream';
->>>>>>> wip-stress
+import { WsdError } from '../errors.js';
 
 /** A pass-through that measures what flows through it: size and sha256, read once the stream has ended. */
 export class DigestStream extends Transform {
