@@ -8,8 +8,8 @@ import { ChildStdin, exitOf } from '../../core/content/child-process.js';
 
 // tar stops reading after the end-of-archive record and exits; node then destroys its stdin. When the rest of the
 // stream (zstd's last flush, the storage stream's end) arrived a moment later, a plain pipeline into tar's stdin
-// failed with "Premature close", and restoring a good archive failed with DATA_LOSS: 4 of 200 restores in a loop on
-// a loaded machine (issue 11's stress finding). A child that reads part of its input and exits reproduces it.
+// failed with "Premature close", and restoring a good archive failed with DATA_LOSS: 4 of 30 restores in a loop on
+// a loaded machine (issue 11, ADR 0003 "Stress"). A child that reads part of its input and exits reproduces it.
 /** 4 KiB, then — once `gap` resolves (the child has exited, or a moment passed) — 4 KiB more. */
 const source = (gap: Promise<unknown>) =>
   Readable.from(
