@@ -2,7 +2,9 @@
 export class Semaphore {
   readonly #limit: number;
   #active = 0;
-  readonly #waiting: Array<() => void> = [];
+  /** A queue with a moving head: `shift()` on an array of tens of thousands of waiters is quadratic. */
+  #waiting: Array<() => void> = [];
+  #head = 0;
 
   constructor(limit: number) {
     this.#limit = limit;
@@ -14,9 +16,15 @@ export class Semaphore {
     try {
       return await fn();
     } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#active--;
+      const next = this.#waiting[this.#head];
+      if (next) {
+        this.#waiting[this.#head++] = undefined as unknown as () => void;
+        if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
+          this.#waiting = this.#waiting.slice(this.#head);
+          this.#head = 0;
+        }
+        next();
+      } else this.#active--;
     }
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { constants, type BigIntStats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats } from 'node:fs';
 import { open, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { WsdError } from '../../errors.js';
@@ -93,7 +93,30 @@ export async function buildTree(options: {
     }
   };
 
+  const readSmall = (rel: string): Buffer => {
+    const fd = openSync(path.join(root, rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'ELOOP' });
+      const buffer = Buffer.allocUnsafe(Math.min(st.size, minChunkBytes) + 1);
+      let filled = 0;
+      for (;;) {
+        const n = readSync(fd, buffer, filled, buffer.length - filled, null);
+        if (n === 0) break;
+        filled += n;
+        if (filled === buffer.length) return Buffer.concat([buffer, readRest(fd)]);
+      }
+      return buffer.subarray(0, filled);
+    } finally {
+      closeSync(fd);
+    }
+  };
   const readFile = async (rel: string, expected: number): Promise<{ chunks: number[]; size: number }> => {
+    if (expected <= minChunkBytes) {
+      const data = readSmall(rel);
+      readBytes += data.length;
+      return { chunks: data.length > 0 ? [await addChunk(data)] : [], size: data.length };
+    }
     const handle = await open(path.join(root, rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
       // Opened without following a symlink and without blocking on a fifo: a file swapped since the scan is skipped.
@@ -158,7 +181,7 @@ export async function buildTree(options: {
 
   const entries: Array<TreeEntry | undefined> = new Array(scanned.length);
   const firstLink = new Map<string, string>();
-  const reads = new Semaphore(4);
+  const reads = new Semaphore(8);
   const work: Array<Promise<void>> = [];
   for (const [i, { path: rel, stats: st }] of scanned.entries()) {
     const base = { path: rel, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs.toString() };
@@ -267,4 +290,14 @@ export async function buildTree(options: {
   }
   const tree: Tree = { packs: packIds, chunks, entries: kept };
   return { tree, stats, files, dataBytes, readBytes, warnings };
+}
+
+function readRest(fd: number): Buffer {
+  const parts: Buffer[] = [];
+  for (;;) {
+    const part = Buffer.allocUnsafe(1024 * 1024);
+    const n = readSync(fd, part, 0, part.length, null);
+    if (n === 0) return Buffer.concat(parts);
+    parts.push(part.subarray(0, n));
+  }
 }

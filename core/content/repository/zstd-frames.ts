@@ -1,5 +1,11 @@
-import { compress, decompress } from '@mongodb-js/zstd';
+import { createRequire } from 'node:module';
 import { WsdError } from '../../errors.js';
+
+// The package's own wrapper drops the level argument (it always compresses at zstd's default, 3): call its bindings.
+const { compress, decompress } = createRequire(import.meta.url)('@mongodb-js/zstd/bindings.js') as {
+  compress(data: Buffer, level?: number): Promise<Buffer>;
+  decompress(data: Buffer): Promise<Buffer>;
+};
 
 /**
  * In-process zstd (libzstd through N-API; the work runs on libuv's thread pool, off the event loop) for chunks,
