@@ -12,30 +12,5 @@ TOOLS=(
   "ghz v0.120.0 github.com/bojand/ghz/cmd/ghz"
 )
 
-find_go() {
-  command -v go >/dev/null 2>&1 && return 0
-  for candidate in /usr/local/go/bin/go /usr/lib/go/bin/go; do
-    if [ -x "$candidate" ]; then PATH="$(dirname "$candidate"):$PATH"; return 0; fi
-  done
-  echo "install-bench-tools: ERROR: 'go' is not installed (or not on PATH); install Go and rerun" >&2
-  exit 1
-}
-
-for tool in "${TOOLS[@]}"; do
-  read -r name version module <<<"$tool"
-  dir=".cache/tools/${name}-${version}"
-  bin="${dir}/bin/${name}"
-  [ -x "$bin" ] && continue
-  find_go
-  echo "install-bench-tools: building ${name} ${version} into ${bin} ($(go version))"
-  start=$(date +%s)
-  tmp="${dir}/bin.tmp.$$"
-  rm -rf "$tmp"
-  mkdir -p "$tmp"
-  # Into a temporary folder first: an interrupted build never leaves a half-written binary taken as installed.
-  GOBIN="$(pwd)/${tmp}" go install "${module}@${version}"
-  mkdir -p "${dir}/bin"
-  mv -f "${tmp}/${name}" "$bin"
-  rm -rf "$tmp"
-  echo "install-bench-tools: ${name} ${version} built in $(( $(date +%s) - start ))s"
-done
+. scripts/go-tools.sh
+install_go_tools install-bench-tools "${TOOLS[@]}"

@@ -21,37 +21,5 @@ TOOLS=(
   "fake-gcs-server v1.56.1 github.com/fsouza/fake-gcs-server"
 )
 
-find_go() {
-  command -v go >/dev/null 2>&1 && return 0
-  for candidate in /usr/local/go/bin/go /usr/lib/go/bin/go; do
-    if [ -x "$candidate" ]; then PATH="$(dirname "$candidate"):$PATH"; return 0; fi
-  done
-  echo "" >&2
-  echo "############################################################################" >&2
-  echo "install-test-tools: ERROR: 'go' is not installed (or not on PATH)." >&2
-  echo "The test servers (MinIO, fake-gcs-server) and grpcurl are built from their Go" >&2
-  echo "modules; install Go (https://go.dev/dl or the distribution's golang package) and rerun" >&2
-  echo "  bash scripts/install-test-tools.sh" >&2
-  echo "############################################################################" >&2
-  exit 1
-}
-
-for tool in "${TOOLS[@]}"; do
-  read -r name version module <<<"$tool"
-  dir=".cache/tools/${name}-${version}"
-  bin="${dir}/bin/${name}"
-  [ -x "$bin" ] && continue
-  find_go
-  echo "install-test-tools: building ${name} ${version} into ${bin} ($(go version))"
-  start=$(date +%s)
-  tmp="${dir}/bin.tmp.$$"
-  rm -rf "$tmp"
-  mkdir -p "$tmp"
-  # Build into a temporary folder and move into place, so an interrupted build never leaves a half-written binary
-  # that a later run would take as installed.
-  GOBIN="$(pwd)/${tmp}" go install "${module}@${version}"
-  mkdir -p "${dir}/bin"
-  mv -f "${tmp}/${name}" "$bin"
-  rm -rf "$tmp"
-  echo "install-test-tools: ${name} ${version} built in $(( $(date +%s) - start ))s"
-done
+. scripts/go-tools.sh
+install_go_tools install-test-tools "${TOOLS[@]}"

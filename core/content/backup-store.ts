@@ -1,5 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { lstat, mkdir, readdir, rename, rm, rmdir, stat, chmod, chown, utimes } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat, chmod, chown, utimes, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,7 +21,7 @@ import { RepositoryLocks } from './repository/repository-locks.js';
 import { buildTree } from './repository/tree-builder.js';
 import { NonUtf8NameError, scanTree } from './repository/tree-scanner.js';
 import { TreeCache } from './repository/tree-cache.js';
-import { readChunk, restoreTree } from './repository/tree-restorer.js';
+import { readChunk, restoreTree, type RootMetadata } from './repository/tree-restorer.js';
 import { exportTarZst } from './tar-export.js';
 import type { TarMember } from './tar-writer.js';
 import { decodeTree, encodeTree, isHexId, maxTreeJsonBytes, zstdBound, type Tree } from './repository/tree.js';
@@ -611,10 +612,10 @@ export class BackupStore implements ArchiveService {
     if (limits.quotaBytes && storedDataBytes > limits.quotaBytes) {
       throw new WsdError('RESOURCE_EXHAUSTED', `backup ${manifest.object} holds ${storedDataBytes} bytes of data, more than the workspace quota of ${limits.quotaBytes} bytes`);
     }
-    const result = await staged(dir, async (staging) => {
+    const result = await staged(dir, async (_staging, pinned) => {
       // Packs are read from the repository of the owner whose folder holds the tree (checked against the request),
       // never from the owner a manifest names: an unsigned manifest could name anyone.
-      const restored = await restoreTree({ tree, dir: staging, storage: this.#storage, owner: ownerOfObject(manifest.object), extract: this.#options.extract, signal, progress: limits.progress });
+      const restored = await restoreTree({ tree, dir: pinned, storage: this.#storage, owner: ownerOfObject(manifest.object), extract: this.#options.extract, signal, progress: limits.progress });
       limits.progress?.({ files: restored.members });
       return restored;
     });
@@ -766,19 +767,39 @@ const stagingPrefix = '.wsd-restore-';
  * Runs `fill` on a fresh staging folder inside `dir` (nothing planted there to write through), then moves its content
  * into `dir`; the staging folder goes either way, and `dir` gets the staged root's mode, owner and times last (making
  * and removing the staging folder changes its mtime).
+ *
+ * `fill` gets the folder twice: by name, and `pinned`, a path through `/proc/self/fd` that resolves from the folder
+ * wsd made whatever its name points at later. Whoever can write `dir` (the workspace user) can rename the staging
+ * folder and put a symlink in its place; code running as root writes and moves only through `pinned`. The folder is
+ * checked to be ours (owner, mode 0700) once opened: a folder renamed into its place between mkdir and open is not.
  */
-async function staged<T>(dir: string, fill: (staging: string) => Promise<T>): Promise<T> {
+async function staged<T extends { members: number; root?: RootMetadata }>(dir: string, fill: (staging: string, pinned: string) => Promise<T>): Promise<T> {
   const staging = path.join(dir, `${stagingPrefix}${randomBytes(6).toString('hex')}`);
   await mkdir(staging, { mode: 0o700 });
+  let handle: FileHandle | undefined;
   let root: Awaited<ReturnType<typeof moveInto>> | undefined;
   let result: T;
   try {
-    result = await fill(staging);
-    root = await moveInto(staging, dir);
+    handle = await open(staging, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    const info = await handle.stat();
+    if (info.uid !== (process.getuid?.() ?? info.uid) || (info.mode & 0o7777) !== 0o700) {
+      throw new WsdError('FAILED_PRECONDITION', `restoring into ${dir}: the staging folder was replaced while it was made`);
+    }
+    const pinned = `/proc/self/fd/${handle.fd}`;
+    result = await fill(staging, pinned);
+    root = await moveInto(pinned, dir);
   } finally {
+    await handle?.close();
     await rm(staging, { recursive: true, force: true, maxRetries: 3 });
   }
-  await utimes(dir, root.atimeMs / 1000, root.mtimeMs / 1000);
+  if (result.root) {
+    // The filler kept the staging folder wsd's own and says what the restored root is.
+    await chmod(dir, result.root.mode);
+    if (result.root.uid !== undefined) await chown(dir, result.root.uid, result.root.gid!);
+    await utimes(dir, result.root.mtime, result.root.mtime);
+  } else {
+    await utimes(dir, root.atimeMs / 1000, root.mtimeMs / 1000);
+  }
   return result;
 }
 

@@ -41,6 +41,14 @@ function makeTree(dir: string): void {
   utimesSync(path.join(dir, 'src', 'f4.txt'), 1_000_000, 1_000_000);
 }
 
+/** A local storage, a store with its node cache, and an empty workspace folder, in a fresh temporary folder. */
+function setup() {
+  const tmp = { path: tempDir('chunked-') };
+  const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
+  const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
+  return { tmp, storage, store, ws: fresh(tmp.path, 'ws') };
+}
+
 function fresh(root: string, name: string): string {
   const dir = path.join(root, name);
   mkdirSync(dir);
@@ -49,10 +57,7 @@ function fresh(root: string, name: string): string {
 
 describe('chunked backups (ADR 0007)', () => {
   it('round-trips a tree: content, modes, mtimes, symlinks, hard links, empty files and folders', async () => {
-    const tmp = { path: tempDir('chunked-') };
-    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
-    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
-    const ws = fresh(tmp.path, 'ws');
+    const { tmp, store, ws } = setup();
     makeTree(ws);
     const manifest = await store.write(target(), ws, 'backup');
     assert.equal(manifest.version, 2);
@@ -62,14 +67,18 @@ describe('chunked backups (ADR 0007)', () => {
     await store.restore((await store.latestBackup(target()))!, restored);
     assert.deepEqual(await treeManifest(restored), await treeManifest(ws));
     assert.equal(statSync(path.join(restored, 'src', 'f4.txt')).mtimeMs, 1_000_000_000);
+    // The folder restored into takes the root's mode and mtime (the staging folder itself stays 0700 until it is gone).
+    chmodSync(ws, 0o751);
+    utimesSync(ws, 2_000_000, 2_000_000);
+    const again = fresh(tmp.path, 'again');
+    await store.restore(await store.write(target(), ws, 'backup'), again);
+    assert.equal(statSync(again).mode & 0o7777, 0o751);
+    assert.equal(statSync(again).mtimeMs, 2_000_000_000);
     assert.equal(statSync(path.join(restored, 'hard.txt')).ino, statSync(path.join(restored, 'src', 'f2.txt')).ino);
   });
 
   it('an unchanged workspace stores nothing; a small change stores a small fraction', async () => {
-    const tmp = { path: tempDir('chunked-') };
-    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
-    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
-    const ws = fresh(tmp.path, 'ws');
+    const { tmp, storage, store, ws } = setup();
     makeTree(ws);
     const first = await store.write(target(), ws, 'backup');
     const full = await storedBytes(storage);
@@ -111,10 +120,7 @@ describe('chunked backups (ADR 0007)', () => {
   });
 
   it('keeps sparse files sparse and restores zero runs without fetching them', async () => {
-    const tmp = { path: tempDir('chunked-') };
-    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
-    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
-    const ws = fresh(tmp.path, 'ws');
+    const { tmp, store, ws } = setup();
     const file = path.join(ws, 'sparse.img');
     writeFileSync(file, 'head');
     truncateSync(file, 64 * 1024 * 1024);
@@ -128,10 +134,7 @@ describe('chunked backups (ADR 0007)', () => {
   });
 
   it('refuses a restore larger than the quota before writing anything', async () => {
-    const tmp = { path: tempDir('chunked-') };
-    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
-    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
-    const ws = fresh(tmp.path, 'ws');
+    const { tmp, store, ws } = setup();
     writeFileSync(path.join(ws, 'data'), randomBytes(1024 * 1024));
     const manifest = await store.write(target(), ws, 'backup');
     const restored = fresh(tmp.path, 'restored');
@@ -158,10 +161,7 @@ describe('chunked backups (ADR 0007)', () => {
   });
 
   it('archives a workspace holding a name that is not UTF-8 as tar, losing no file', async () => {
-    const tmp = { path: tempDir('chunked-') };
-    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
-    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
-    const ws = fresh(tmp.path, 'ws');
+    const { tmp, store, ws } = setup();
     const name = Buffer.concat([Buffer.from(ws + '/bad-'), Buffer.from([0xff, 0xfe])]);
     writeFileSync(name, 'bytes');
     const manifest = await store.write(target(), ws, 'backup');
@@ -172,10 +172,7 @@ describe('chunked backups (ADR 0007)', () => {
   });
 
   it('exports a chunked backup as a tar.zst that GNU tar extracts to the same tree', async () => {
-    const tmp = { path: tempDir('chunked-') };
-    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
-    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
-    const ws = fresh(tmp.path, 'ws');
+    const { tmp, store, ws } = setup();
     makeTree(ws);
     const manifest = await store.write(target(), ws, 'backup');
     const file = path.join(tmp.path, 'export.tar.zst');
@@ -224,10 +221,7 @@ describe('chunked backups (ADR 0007)', () => {
   });
 
   it('a corrupt chunk in a pack fails the restore with DATA_LOSS and leaves the folder as it was', async () => {
-    const tmp = { path: tempDir('chunked-') };
-    const storage = new LocalStorageBackend(path.join(tmp.path, 'storage'));
-    const store = new BackupStore(storage, log, { cacheDir: path.join(tmp.path, 'cache') });
-    const ws = fresh(tmp.path, 'ws');
+    const { tmp, storage, store, ws } = setup();
     makeTree(ws);
     const manifest = await store.write(target(), ws, 'backup');
     for await (const o of storage.list({ prefix: 'olga/repo/packs/' })) {

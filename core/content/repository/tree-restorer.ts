@@ -20,6 +20,14 @@ const maxGapBytes = 1024 * 1024;
 const maxRangeBytes = 16 * 1024 * 1024;
 const fetchAttempts = 4;
 
+/** What the restored folder itself gets: the tree root's mode, owner (under the ownership policy) and mtime in seconds. */
+export interface RootMetadata {
+  mode: number;
+  uid?: number;
+  gid?: number;
+  mtime: number;
+}
+
 interface FileState {
   entry: TreeEntry;
   abs: string;
@@ -50,7 +58,7 @@ export async function restoreTree(options: {
   signal?: AbortSignal | undefined;
   progress?: ProgressReporter | undefined;
   concurrency?: number;
-}): Promise<{ members: number }> {
+}): Promise<{ members: number; root: RootMetadata }> {
   const { tree, dir, storage, owner, extract, signal } = options;
   const policy = ownership(extract);
   const modeOf = (e: TreeEntry) => (e.type === 'file' && !extract.preserveSetuid ? e.mode & ~0o6000 : e.mode);
@@ -153,7 +161,9 @@ export async function restoreTree(options: {
     });
 
     for (const e of tree.entries) if (e.type === 'hardlink') await link(abs(e.target!), abs(e.path));
-    const folders = tree.entries.filter((e) => e.type === 'dir').reverse();
+    // Not the root: `dir` stays wsd's own (0700) until the caller has moved the content out of it, so nobody else can
+    // change what is in it meanwhile; the caller gives the root's metadata to the folder it restores into.
+    const folders = tree.entries.filter((e) => e.type === 'dir' && e.path !== '').reverse();
     for (const e of folders) {
       const where = abs(e.path);
       if (policy) await lchown(where, ...policy(e));
@@ -161,7 +171,9 @@ export async function restoreTree(options: {
       const time = seconds(e.mtimeNs);
       await utimes(where, time, time);
     }
-    return { members: tree.entries.length };
+    const root = tree.entries[0]!;
+    const rootOwner = policy?.(root);
+    return { members: tree.entries.length, root: { mode: root.mode, ...(rootOwner ? { uid: rootOwner[0], gid: rootOwner[1] } : {}), mtime: seconds(root.mtimeNs) } };
   } catch (error) {
     if (signal?.aborted) throw new WsdError('CANCELLED', 'restoring backup: cancelled', { cause: error });
     if (isWsdError(error)) throw error;
