@@ -1,11 +1,11 @@
 import { definePlugin } from '../../../core/plugin-api.js';
 import { azureConfigSchema } from './azure-config.js';
-import { AzureStorageBackend } from './azure-storage-backend.js';
 
 export const azureStoragePlugin = definePlugin({
   kind: 'storage',
   id: 'azure',
   description: 'Azure Blob Storage (block blobs in one container), with @azure/storage-blob',
   configSchema: azureConfigSchema,
-  create: ({ config, log, resolvePath }) => new AzureStorageBackend(config, { resolvePath, log }),
+  // Loaded only when chosen: the Azure SDK alone adds a few hundred milliseconds and tens of MB to every start.
+  create: async ({ config, log, resolvePath }) => new (await import('./azure-storage-backend.js')).AzureStorageBackend(config, { resolvePath, log }),
 });

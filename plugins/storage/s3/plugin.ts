@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { WsdError, definePlugin, errnoCode } from '../../../core/plugin-api.js';
 import { s3ConfigSchema } from './s3-config.js';
-import { S3StorageBackend } from './s3-storage-backend.js';
 
 export const s3StoragePlugin = definePlugin({
   kind: 'storage',
@@ -25,6 +24,8 @@ export const s3StoragePlugin = definePlugin({
         throw new WsdError('FAILED_PRECONDITION', `storage/s3: caFile ${caFile} cannot be read (${errnoCode(error) ?? (error as Error).message})`, { field: 'caFile' });
       });
     }
+    // Loaded only when chosen: the minio SDK would otherwise load on every start.
+    const { S3StorageBackend } = await import('./s3-storage-backend.js');
     return new S3StorageBackend({ config: { ...config, credentials }, ca, log });
   },
 });
