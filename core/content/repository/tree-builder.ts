@@ -186,7 +186,7 @@ export async function buildTree(options: {
 
   const entries: Array<TreeEntry | undefined> = new Array(scanned.length);
   const firstLink = new Map<string, string>();
-  const reads = new Semaphore(8);
+  const reads = new Semaphore(4);
   const work: Array<Promise<void>> = [];
   for (const [i, { path: rel, stats: st }] of scanned.entries()) {
     const base = { path: rel, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs.toString() };

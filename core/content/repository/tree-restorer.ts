@@ -17,7 +17,7 @@ import { decompressFrame } from './zstd-frames.js';
 
 /** Ranged reads merge neighbouring chunks across gaps up to this size, into reads of at most `maxRangeBytes`. */
 const maxGapBytes = 1024 * 1024;
-const maxRangeBytes = 16 * 1024 * 1024;
+const maxRangeBytes = 8 * 1024 * 1024;
 const fetchAttempts = 4;
 
 /** What the restored folder itself gets: the tree root's mode, owner (under the ownership policy) and mtime in seconds. */
