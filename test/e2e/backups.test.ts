@@ -142,10 +142,12 @@ describe('backups and restore', () => {
       writeFileSync(path.join(folder, 'version.txt'), 'newer\n');
       execFileSync('head', ['-c', String(400 * 1024 * 1024), '/dev/urandom'], { stdio: ['ignore', openSync(path.join(folder, 'noise.bin'), 'w'), 'ignore'] });
       const uploading = client.backupWorkspace('k1').then(() => false, () => true);
-      const backupsDir = path.dirname(storageFile(dataDir, good));
+      // A chunked backup uploads its packs into the owner's repository, a tar archive beside the other backups.
+      const uploadDirs = [path.dirname(storageFile(dataDir, good)), path.dirname(storageFile(dataDir, 'erin/repo/packs/x.pack'))];
+      const uploadInProgress = () => uploadDirs.some((d) => existsSync(d) && readdirSync(d).some((n) => n.startsWith('.~tmp-')));
       const deadline = Date.now() + 60_000;
-      while (!readdirSync(backupsDir).some((n) => n.startsWith('.~tmp-')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      assert.ok(readdirSync(backupsDir).some((n) => n.startsWith('.~tmp-')), 'an upload was in progress');
+      while (!uploadInProgress() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.ok(uploadInProgress(), 'an upload was in progress');
       assert.equal(await daemon.stop('SIGKILL'), 'SIGKILL');
       interrupted = await uploading;
     } finally {
