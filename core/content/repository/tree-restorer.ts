@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, futimesSync, openSync, writeSync } from 'node:fs';
 import { chmod, lchown, link, lutimes, mkdir, open, symlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -10,8 +10,6 @@ import type { StorageBackend } from '../../storage/storage-backend.js';
 import type { ExtractOptions } from '../archive.js';
 import { Semaphore } from '../semaphore.js';
 import { mapLimit } from './chunk-index.js';
-import { FileWriterPool } from './file-writer-pool.js';
-import type { WholeFileJob } from './file-writer-worker.js';
 import { readBounded } from './read-bounded.js';
 import { packKey } from './repository-layout.js';
 import type { ChunkRef, Tree, TreeEntry } from './tree.js';
@@ -114,12 +112,22 @@ export async function restoreTree(options: {
     let written = 0;
     const total = tree.chunks.reduce((sum, c, i) => sum + (targets.has(i) ? c.raw * targets.get(i)!.length : 0), 0);
     options.progress?.({ phase: 'restoring', bytes: 0, totalBytes: total });
-    // A file that one chunk fills whole (most files of a workspace are small) goes to a writer thread in a batch;
-    // larger files take the shared async handle.
-    const writers = new FileWriterPool(2);
-    const wholeFile = (file: FileState, content: Buffer): WholeFileJob => {
-      const owner = policy?.(file.entry);
-      return { path: file.abs, data: content, mode: modeOf(file.entry), mtime: seconds(file.entry.mtimeNs), ...(owner ? { owner } : {}) };
+    /**
+     * A file that one chunk fills whole (most files of a workspace are small) is written with synchronous calls:
+     * six system calls on the page cache take microseconds, while six promise round trips through the thread pool
+     * cost more than the writing (28k small files: ~1 s against ~6 s). Larger files take the shared async handle.
+     */
+    const writeWhole = (file: FileState, content: Buffer) => {
+      const fd = openSync(file.abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      try {
+        writeSync(fd, content, 0, content.length, 0);
+        if (policy) fchownSync(fd, ...policy(file.entry));
+        fchmodSync(fd, modeOf(file.entry));
+        const time = seconds(file.entry.mtimeNs);
+        futimesSync(fd, time, time);
+      } finally {
+        closeSync(fd);
+      }
     };
     await mapLimit(planRanges(tree, targets), options.concurrency ?? 4, async (range) => {
       const data = await fetchRange(storage, packKey(owner, tree.packs[range.pack]!), range.offset, range.length, signal);
@@ -130,14 +138,13 @@ export async function restoreTree(options: {
       }));
       signal?.throwIfAborted();
       const pending: Array<Promise<void>> = [];
-      const whole: WholeFileJob[] = [];
       for (const [i, index] of range.chunks.entries()) {
         const content = contents[i]!;
         for (const target of targets.get(index)!) {
           written += content.length;
           if (target.offset === 0 && target.file.entry.size === content.length && target.file.handle === undefined) {
             target.file.remaining--;
-            whole.push(wholeFile(target.file, content));
+            writeWhole(target.file, content);
             continue;
           }
           pending.push(
@@ -149,10 +156,9 @@ export async function restoreTree(options: {
           );
         }
       }
-      if (whole.length > 0) pending.push(writers.write(whole));
       options.progress?.({ bytes: written });
       await Promise.all(pending);
-    }).finally(() => writers.close());
+    });
 
     for (const e of tree.entries) if (e.type === 'hardlink') await link(abs(e.target!), abs(e.path));
     // Not the root: `dir` stays wsd's own (0700) until the caller has moved the content out of it, so nobody else can
