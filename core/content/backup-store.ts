@@ -171,13 +171,16 @@ export class BackupStore implements ArchiveService {
     let built: Awaited<ReturnType<typeof buildTree>>;
     let treeSha: string;
     try {
+      // The scan runs in a thread of its own while the lock is taken and the index and the cached tree are read.
+      progress({ phase: 'scanning', bytes: 0, files: 0 });
+      const scanned = scanTree(dir, { exclude });
+      scanned.catch(() => {}); // awaited in buildTree; a failure before that must not go unhandled
       const lock = await new RepositoryLocks(this.#storage, target.owner).shared(signal);
       try {
-        progress({ phase: 'scanning', bytes: 0, files: 0 });
         const [index, previous] = await Promise.all([this.#indexes.load(target.owner, signal), this.#trees?.read(target.owner, target.metaId)]);
         // Progress bytes are bytes stored, as for archives: what this backup costs (files: as they are read).
         const packs = new PackWriter(this.#storage, target.owner, { ...(signal ? { signal } : {}), onUploaded: (bytes) => progress({ bytes }) });
-        built = await buildTree({ root: dir, exclude, index, packs, previous, level: this.#options.compressionLevel, signal, progress });
+        built = await buildTree({ root: dir, exclude, index, packs, previous, level: this.#options.compressionLevel, signal, progress, scanned });
         if (built.warnings.length > 0) this.#log.warn('files changed while backing up', { key, warnings: built.warnings.slice(0, 5) });
         const json = Buffer.from(encodeTree(built.tree));
         treeSha = createHash('sha256').update(json).digest('hex');
@@ -716,12 +719,12 @@ export interface RestoreLimits {
 async function rememberRestoredTree(dir: string, tree: Tree): Promise<{ tree: Tree; stats: Map<string, [string, string]>; sha256: string }> {
   const byPath = new Map(tree.entries.map((e) => [e.path, { ...e }]));
   const stats = new Map<string, [string, string]>();
-  for (const { path: rel, stats: st } of await scanTree(dir)) {
+  for (const { path: rel, stat: st } of await scanTree(dir)) {
     const entry = byPath.get(rel);
     if (!entry) continue;
-    const drift = st.mtimeNs - BigInt(entry.mtimeNs);
-    if (drift > -4000n && drift < 4000n) entry.mtimeNs = st.mtimeNs.toString();
-    if (entry.type === 'file' && st.isFile() && st.size === BigInt(entry.size!)) stats.set(rel, [st.ino.toString(), st.ctimeNs.toString()]);
+    const drift = BigInt(st.mtimeNs) - BigInt(entry.mtimeNs);
+    if (drift > -4000n && drift < 4000n) entry.mtimeNs = st.mtimeNs;
+    if (entry.type === 'file' && st.kind === 'file' && st.size === entry.size) stats.set(rel, [st.ino, st.ctimeNs]);
   }
   const remembered: Tree = { ...tree, entries: tree.entries.map((e) => byPath.get(e.path)!) };
   return { tree: remembered, stats, sha256: createHash('sha256').update(encodeTree(remembered)).digest('hex') };

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { open, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { WsdError } from '../../errors.js';
@@ -9,7 +9,7 @@ import type { ChunkIndex, ChunkLocation } from './chunk-index.js';
 import { maxChunkBytes, minChunkBytes, nextCut } from './chunker.js';
 import type { NewChunk, PackWriter } from './pack-writer.js';
 import type { Tree, TreeEntry } from './tree.js';
-import { scanTree } from './tree-scanner.js';
+import { scanTree, type ScannedEntry, type ScannedStat } from './tree-scanner.js';
 import { compressFrame } from './zstd-frames.js';
 
 /** What a node remembers of the last backup of a workspace: its tree, and inode + ctime of each file then. */
@@ -47,9 +47,11 @@ export async function buildTree(options: {
   level: number;
   signal?: AbortSignal | undefined;
   progress?: ProgressReporter | undefined;
+  /** The scan of `root` with `exclude`, when the caller started it already (it runs in a thread of its own). */
+  scanned?: Promise<ScannedEntry[]>;
 }): Promise<BuiltTree> {
   const { root, index, packs, level, signal } = options;
-  const scanned = await scanTree(root, { exclude: options.exclude });
+  const scanned = await (options.scanned ?? scanTree(root, { exclude: options.exclude }));
   signal?.throwIfAborted();
   const chunkIds: string[] = [];
   const chunkSlots = new Map<string, number>();
@@ -163,11 +165,11 @@ export async function buildTree(options: {
     }
   };
 
-  const reuse = (rel: string, st: BigIntStats): number[] | undefined => {
+  const reuse = (rel: string, st: ScannedStat): number[] | undefined => {
     const before = previousFiles.get(rel);
     const seen = options.previous?.stats.get(rel);
-    if (!before || !seen || BigInt(before.size!) !== st.size || before.mtimeNs !== st.mtimeNs.toString()) return undefined;
-    if (seen[0] !== st.ino.toString() || seen[1] !== st.ctimeNs.toString()) return undefined;
+    if (!before || !seen || before.size !== st.size || before.mtimeNs !== st.mtimeNs) return undefined;
+    if (seen[0] !== st.ino || seen[1] !== st.ctimeNs) return undefined;
     const out: number[] = [];
     for (const i of before.chunks!) {
       const ref = options.previous!.tree.chunks[i]!;
@@ -188,25 +190,21 @@ export async function buildTree(options: {
   const firstLink = new Map<string, string>();
   const reads = new Semaphore(4);
   const work: Array<Promise<void>> = [];
-  for (const [i, { path: rel, stats: st }] of scanned.entries()) {
-    const base = { path: rel, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtimeNs: st.mtimeNs.toString() };
-    if (st.isDirectory()) entries[i] = { ...base, type: 'dir' };
-    else if (st.isSymbolicLink()) {
+  for (const [i, { path: rel, stat: st }] of scanned.entries()) {
+    const base = { path: rel, mode: st.mode, uid: st.uid, gid: st.gid, mtimeNs: st.mtimeNs };
+    if (st.kind === 'dir') entries[i] = { ...base, type: 'dir' };
+    else if (st.kind === 'symlink') {
       work.push(
         readlink(path.join(root, rel)).then(
           (target) => void (entries[i] = { ...base, type: 'symlink', target }),
           () => void warnings.push(`${rel}: removed while reading`),
         ),
       );
-    } else if (st.isFIFO()) entries[i] = { ...base, type: 'fifo' };
-    else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      // glibc's gnu_dev_major/gnu_dev_minor.
-      const major = ((st.rdev >> 8n) & 0xfffn) | ((st.rdev >> 32n) & ~0xfffn);
-      const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & ~0xffn);
-      entries[i] = { ...base, type: st.isCharacterDevice() ? 'char' : 'block', rdev: [Number(major & 0xffffffffn), Number(minor & 0xffffffffn)] };
-    } else if (st.isFile()) {
+    } else if (st.kind === 'fifo') entries[i] = { ...base, type: 'fifo' };
+    else if (st.kind === 'char' || st.kind === 'block') entries[i] = { ...base, type: st.kind, rdev: st.rdev };
+    else {
       const inode = `${st.dev}:${st.ino}`;
-      if (st.nlink > 1n) {
+      if (st.nlink > 1) {
         const first = firstLink.get(inode);
         if (first !== undefined) {
           entries[i] = { ...base, type: 'hardlink', target: first };
@@ -217,20 +215,20 @@ export async function buildTree(options: {
       files++;
       const reused = reuse(rel, st);
       if (reused) {
-        entries[i] = { ...base, type: 'file', size: Number(st.size), chunks: reused };
-        stats.set(rel, [st.ino.toString(), st.ctimeNs.toString()]);
-        dataBytes += Number(st.size);
+        entries[i] = { ...base, type: 'file', size: st.size, chunks: reused };
+        stats.set(rel, [st.ino, st.ctimeNs]);
+        dataBytes += st.size;
         continue;
       }
       work.push(
         reads.run(async () => {
           signal?.throwIfAborted();
           try {
-            const { chunks, size } = await readFile(rel, Number(st.size));
+            const { chunks, size } = await readFile(rel, st.size);
             entries[i] = { ...base, type: 'file', size, chunks };
             dataBytes += size;
             // A file that changed while read must be read again next time: no stat to match.
-            if (BigInt(size) === st.size) stats.set(rel, [st.ino.toString(), st.ctimeNs.toString()]);
+            if (size === st.size) stats.set(rel, [st.ino, st.ctimeNs]);
             else warnings.push(`${rel}: file changed as we read it`);
           } catch (error) {
             const code = (error as NodeJS.ErrnoException).code;

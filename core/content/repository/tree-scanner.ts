@@ -1,46 +1,29 @@
-import { lstat, readdir } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
-import path from 'node:path';
-import { Semaphore } from '../semaphore.js';
+import { Worker } from 'node:worker_threads';
+
+/** What a backup needs of an entry's `lstat`: plain values (they cross from the scanning thread). */
+export interface ScannedStat {
+  kind: 'dir' | 'file' | 'symlink' | 'fifo' | 'char' | 'block';
+  /** Permission bits with setuid/setgid/sticky. */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Nanoseconds, as decimal strings (a double cannot hold them). */
+  mtimeNs: string;
+  ctimeNs: string;
+  ino: string;
+  dev: string;
+  nlink: number;
+  /** Devices: [major, minor]. */
+  rdev: [number, number];
+}
 
 export interface ScannedEntry {
   path: string;
-  stats: BigIntStats;
+  stat: ScannedStat;
 }
 
-/**
- * Every entry below `root` (the root itself first, as `''`), each folder's names in byte order and a folder before
- * what it holds; `lstat`s run many at once (the walk is bound by system-call latency, not CPU: one at a time left
- * the event loop ~90 % idle). `exclude` lists relative paths left out. Entries that vanish while scanning are
- * skipped, as tar skips them. Sockets are skipped (tar ignores them too).
- */
-export async function scanTree(root: string, options: { exclude?: string[]; concurrency?: number } = {}): Promise<ScannedEntry[]> {
-  const excluded = new Set(options.exclude ?? []);
-  const limit = new Semaphore(options.concurrency ?? 64);
-  const rootStats = await lstat(root, { bigint: true });
-  const walk = async (dir: string): Promise<ScannedEntry[][]> => {
-    const raw = await limit.run(() => readdir(path.join(root, dir), { encoding: 'buffer' }).catch(gone));
-    const names = raw.map((name) => {
-      const text = name.toString('utf8');
-      // Node reads a name that is not UTF-8 as replacement characters: such a file could not be read back by name.
-      if (!Buffer.from(text, 'utf8').equals(name)) throw new NonUtf8NameError(dir === '' ? text : `${dir}/${text}`);
-      return text;
-    });
-    names.sort(compareNames);
-    const children = await Promise.all(
-      names.map(async (name) => {
-        const rel = dir === '' ? name : `${dir}/${name}`;
-        if (excluded.has(rel)) return [];
-        const stats = await limit.run(() => lstat(path.join(root, rel), { bigint: true }).catch(() => undefined));
-        if (!stats || stats.isSocket()) return [];
-        const own: ScannedEntry[] = [{ path: rel, stats }];
-        return stats.isDirectory() ? [own, ...(await walk(rel))] : [own];
-      }),
-    );
-    return children.flat();
-  };
-  return [{ path: '', stats: rootStats }, ...(await walk('')).flat()];
-}
+export type ScanReply = { entries: ScannedEntry[] } | { error: { message: string; code?: string; nonUtf8?: string } };
 
 /** A name in the tree that is not valid UTF-8: the chunked format carries names as text (ADR 0007). */
 export class NonUtf8NameError extends Error {
@@ -49,12 +32,28 @@ export class NonUtf8NameError extends Error {
   }
 }
 
-function gone(error: NodeJS.ErrnoException): Buffer[] {
-  if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return []; // removed while scanning
-  throw error;
-}
-
-/** Byte order of UTF-8 names, the order GNU tar and object stores use. */
-function compareNames(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+/**
+ * Every entry below `root` (the root itself first, as `''`), each folder's names in byte order and a folder before
+ * what it holds, with what `lstat` says of it. `exclude` lists relative paths left out. Entries that vanish while
+ * scanning are skipped, as tar skips them; so are sockets. The walk runs in a thread of its own
+ * (tree-scanner-worker.ts): the event loop stays free, and synchronous calls there cost a fraction of promises.
+ */
+export function scanTree(root: string, options: { exclude?: string[] } = {}): Promise<ScannedEntry[]> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./tree-scanner-worker.js', import.meta.url), { workerData: { root, exclude: options.exclude ?? [] } });
+    let settled = false;
+    worker.once('message', (reply: ScanReply) => {
+      settled = true;
+      void worker.terminate();
+      if ('entries' in reply) return resolve(reply.entries);
+      if (reply.error.nonUtf8 !== undefined) return reject(new NonUtf8NameError(reply.error.nonUtf8));
+      reject(Object.assign(new Error(`scanning ${root}: ${reply.error.message}`), { code: reply.error.code }));
+    });
+    worker.once('error', (error) => {
+      if (!settled) reject(error);
+    });
+    worker.once('exit', (code) => {
+      if (!settled) reject(new Error(`scanning ${root}: the scanning thread exited with code ${code}`));
+    });
+  });
 }
