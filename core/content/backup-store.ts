@@ -127,6 +127,14 @@ export class BackupStore implements ArchiveService {
     this.#acceptUnsigned = options.acceptUnsignedManifests ?? false;
   }
 
+  /**
+   * Whether new backups are chunked: such a backup finds an unchanged tree itself (from the node's cached tree, at a
+   * stat per file) and stores nothing, so callers need no fingerprint of their own.
+   */
+  get detectsUnchanged(): boolean {
+    return this.#format === 'chunks';
+  }
+
   /** A fresh, never-used key for an archive of `kind` (the name TakeSnapshot returns for snapshots). */
   newArchiveKey(target: Pick<ArchiveTarget, 'owner' | 'metaId'>, kind: ArchiveKind): string {
     const time = new Date().toISOString().replace(/[-:.]/g, '');

@@ -489,7 +489,7 @@ export class WorkspaceService {
       if (entry.record.state !== 'ready' || this.#shutdown.signal.aborted) return 'gone';
       return this.#recorded(id, 'periodic backup', async () => {
         // Chunked backups find unchanged trees themselves (from a cached tree, at a stat per file) and store nothing.
-        const chunked = this.#backups.newArchiveKey(entry.record, 'backup').endsWith('.tree.zst');
+        const chunked = this.#backups.detectsUnchanged;
         const fingerprint = chunked ? undefined : await treeFingerprint(entry.record.folder, { exclude: this.#excluded() });
         if (fingerprint !== undefined && fingerprint === entry.record.lastBackup?.fingerprint) return 'skipped';
         const before = entry.record.lastBackup?.key;
@@ -585,7 +585,7 @@ export class WorkspaceService {
       const exclude = this.#excluded();
       // Taken before archiving: a change made while the archive is written shows up as a change next time.
       if (kind === 'backup' && !options.fingerprint) options.progress?.({ phase: 'scanning' });
-      const chunked = this.#backups.newArchiveKey(record, kind).endsWith('.tree.zst');
+      const chunked = this.#backups.detectsUnchanged;
       const fingerprint = kind === 'backup' && !chunked ? (options.fingerprint ?? (await treeFingerprint(record.folder, { exclude }))) : undefined;
       const manifest = await this.#backups.write({ owner: record.owner, metaId: record.metaId, instanceId: record.id }, record.folder, kind, {
         ...(options.key ? { key: options.key } : {}),

@@ -8,7 +8,6 @@
  *   <owner>/repo/locks/shared-<time>-<nonce>.json   a backup in flight (it may reference existing packs)
  *   <owner>/repo/locks/exclusive.json         garbage collection in progress
  */
-export const repoPrefix = (owner: string) => `${owner}/repo/`;
 export const packKey = (owner: string, id: string) => `${owner}/repo/packs/${id}.pack`;
 export const packsPrefix = (owner: string) => `${owner}/repo/packs/`;
 export const indexPrefix = (owner: string) => `${owner}/repo/index/`;
