@@ -68,6 +68,7 @@ export async function restoreTree(options: {
     }
   }
   const abs = (p: string) => (p === '' ? dir : path.join(dir, p));
+  const files: FileState[] = [];
 
   try {
     // Folders, in tree order (parents first); writable by us until their metadata is set at the end.
@@ -78,7 +79,6 @@ export async function restoreTree(options: {
 
     // Which file ranges each stored chunk fills; files with nothing stored are complete once created.
     const targets = new Map<number, Target[]>();
-    const files: FileState[] = [];
     for (const e of tree.entries) {
       if (e.type !== 'file') continue;
       const file: FileState = { entry: e, abs: abs(e.path), remaining: 0 };
@@ -175,6 +175,8 @@ export async function restoreTree(options: {
     const rootOwner = policy?.(root);
     return { members: tree.entries.length, root: { mode: root.mode, ...(rootOwner ? { uid: rootOwner[0], gid: rootOwner[1] } : {}), mtime: seconds(root.mtimeNs) } };
   } catch (error) {
+    // Files a failure left half written still hold a descriptor.
+    await Promise.all(files.filter((f) => f.remaining > 0 && f.handle).map((f) => f.handle!.then((h) => h.close()).catch(() => {})));
     if (signal?.aborted) throw new WsdError('CANCELLED', 'restoring backup: cancelled', { cause: error });
     if (isWsdError(error)) throw error;
     const code = (error as NodeJS.ErrnoException).code;
