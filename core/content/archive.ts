@@ -1,4 +1,6 @@
+import { fchown } from 'node:fs';
 import { chown } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -110,15 +112,19 @@ export interface ExtractLimits {
  * failure of `body` itself (storage) as the WsdError it is, otherwise `UNAVAILABLE`. What was extracted before the
  * failure stays, so callers extract into a folder they wipe on failure. Returns the number of members extracted.
  */
-export async function extractArchive(body: Readable, dir: string, options: ExtractOptions & ExtractLimits = {}): Promise<{ members: number }> {
+export async function extractArchive(body: Readable, dir: string, options: ExtractOptions & ExtractLimits & { dirFd?: number } = {}): Promise<{ members: number }> {
   const owner = options.owner; // set only when wsd is root (see core/daemon.ts)
-  if (owner) await chown(dir, owner.uid, owner.gid);
+  // With `dirFd` (a descriptor open on `dir`), the folder is changed and reached only through it: a name can be
+  // swapped for a symlink by whoever can write its parent, a descriptor cannot. tar gets it as its fd 3.
+  const dirFd = options.dirFd;
+  if (owner) await (dirFd !== undefined ? promisify(fchown)(dirFd, owner.uid, owner.gid) : chown(dir, owner.uid, owner.gid));
+  const directory = dirFd !== undefined ? '/proc/self/fd/3' : dir;
   // Root without an owner keeps the archived owners; everyone else owns what they extract.
   const ownership = !owner && process.getuid?.() === 0 ? ['--same-owner', '--numeric-owner'] : ['--no-same-owner'];
   const zstd = spawnTracked('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
   // Running tar as the workspace user also means the kernel, not only the inspector, keeps it out of other folders.
-  const tar = spawnTracked('tar', ['--extract', '--file=-', '--directory', dir, '--same-permissions', '--delay-directory-restore', ...ownership], {
-    stdio: ['pipe', 'ignore', 'pipe'],
+  const tar = spawnTracked('tar', ['--extract', '--file=-', '--directory', directory, '--same-permissions', '--delay-directory-restore', ...ownership], {
+    stdio: ['pipe', 'ignore', 'pipe', ...(dirFd !== undefined ? [dirFd] : [])],
     ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
   });
   const inspector = new TarInspector({

@@ -185,12 +185,17 @@ export class BackupStore implements ArchiveService {
       scanned.catch(() => {}); // awaited in buildTree; a failure before that must not go unhandled
       const lock = await new RepositoryLocks(this.#storage, target.owner).shared(signal);
       try {
-        const [index, previous] = await Promise.all([this.#indexes.load(target.owner, signal), this.#trees?.read(target.owner, target.metaId)]);
+        const [index, previous, packSizes] = await Promise.all([this.#indexes.load(target.owner, signal), this.#trees?.read(target.owner, target.metaId), this.#packSizes(target.owner)]);
+        // Under the shared lock no pack goes away: what is listed now stays until the manifest references it.
+        index.retainStored(packSizes);
         // Progress bytes are bytes stored, as for archives: what this backup costs (files: as they are read).
         const packs = new PackWriter(this.#storage, target.owner, { ...(signal ? { signal } : {}), onUploaded: (bytes) => progress({ bytes }) });
         built = await buildTree({ root: dir, exclude, index, packs, previous, level: this.#options.compressionLevel, signal, progress, scanned });
         if (built.warnings.length > 0) this.#log.warn('files changed while backing up', { key, warnings: built.warnings.slice(0, 5) });
         const json = Buffer.from(encodeTree(built.tree));
+        if (json.length > maxTreeJsonBytes) throw new WsdError('FAILED_PRECONDITION', `the tree of ${dir} is ${json.length} bytes of JSON, more than a restore reads (${maxTreeJsonBytes}); use backup.format: tar for it`);
+        // What a restore will check, checked now: a tree the reader refuses (an entry past its bounds) is never committed.
+        decodeTree(json.toString('utf8'), `the tree of ${key}`);
         treeSha = createHash('sha256').update(json).digest('hex');
         if (kind === 'backup' && options.skipIfUnchanged && previous?.sha256 === treeSha) {
           const latest = await this.latestBackup(target).catch(() => undefined);
@@ -205,7 +210,8 @@ export class BackupStore implements ArchiveService {
           const indexed: IndexedPack[] = packs.sealed.map((p) => ({ id: p.id!, size: p.size, chunks: p.chunks.map((c) => ({ id: c.id, offset: c.offset, stored: c.stored, raw: c.raw, encoding: c.encoding })) }));
           await this.#indexes.write(target.owner, indexed, signal);
         }
-        await this.#assertPacksExist(target.owner, built.tree);
+        for (const pack of packs.sealed) packSizes.set(pack.id!, pack.size);
+        assertPacksStored(built.tree, packSizes);
         const body = await compressFrame(json, 3);
         uploadedBytes += body.length;
         await this.#storage.put({ key, body, contentType: 'application/zstd', ...(signal ? { signal } : {}) });
@@ -252,20 +258,14 @@ export class BackupStore implements ArchiveService {
     return manifest;
   }
 
-  /** Every pack `tree` names is in storage and long enough (one listing per ~1000 packs): never commit a backup that cannot restore. */
-  async #assertPacksExist(owner: string, tree: { packs: string[]; chunks: Array<{ pack: number; offset: number; stored: number; encoding: string }> }): Promise<void> {
-    if (tree.packs.length === 0) return;
+  /** Every pack of `owner` with its size (one listing per ~1000 packs). */
+  async #packSizes(owner: string): Promise<Map<string, number>> {
     const sizes = new Map<string, number>();
     for await (const object of this.#storage.list({ prefix: packsPrefix(owner) })) {
       const id = packIdOf(object.key, owner);
       if (id) sizes.set(id, object.size);
     }
-    const needed = new Map<number, number>();
-    for (const c of tree.chunks) if (c.encoding !== 'zero') needed.set(c.pack, Math.max(needed.get(c.pack) ?? 0, c.offset + c.stored));
-    for (const [pack, end] of needed) {
-      const size = sizes.get(tree.packs[pack]!);
-      if (size === undefined || size < end) throw new WsdError('UNAVAILABLE', `pack ${tree.packs[pack]} that this backup reuses is ${size === undefined ? 'missing' : 'shorter than indexed'}; the next backup reads the files again`);
-    }
+    return sizes;
   }
 
   /**
@@ -580,15 +580,16 @@ export class BackupStore implements ArchiveService {
     if (manifest.format !== archiveFormat) {
       throw new WsdError('FAILED_PRECONDITION', `archive ${manifest.object} has format ${JSON.stringify(manifest.format)}; this wsd reads ${archiveFormat}`);
     }
-    return staged(dir, async (staging) => {
+    return staged(dir, async (_pinned, fd) => {
       const { body } = await this.#storage.get({ key: manifest.object, ...(signal ? { signal } : {}) });
       // Bytes of the stored archive read so far, out of its recorded size.
       limits.progress?.({ phase: 'restoring', bytes: 0, totalBytes: manifest.size, files: 0 });
       const digest = DigestStream.of(body, limits.progress ? (bytes) => limits.progress!({ bytes }) : undefined);
       let result: { members: number };
       try {
-        result = await extractArchive(digest, staging, {
+        result = await extractArchive(digest, dir, {
           ...this.#options.extract,
+          dirFd: fd,
           maxStreamBytes: manifest.bytesUncompressed,
           ...(limits.quotaBytes ? { maxDataBytes: limits.quotaBytes, dataLimitReason: `the workspace quota of ${limits.quotaBytes} bytes` } : {}),
         });
@@ -623,7 +624,7 @@ export class BackupStore implements ArchiveService {
     if (limits.quotaBytes && storedDataBytes > limits.quotaBytes) {
       throw new WsdError('RESOURCE_EXHAUSTED', `backup ${manifest.object} holds ${storedDataBytes} bytes of data, more than the workspace quota of ${limits.quotaBytes} bytes`);
     }
-    const result = await staged(dir, async (_staging, pinned) => {
+    const result = await staged(dir, async (pinned) => {
       // Packs are read from the repository of the owner whose folder holds the tree (checked against the request),
       // never from the owner a manifest names: an unsigned manifest could name anyone.
       const restored = await restoreTree({ tree, dir: pinned, storage: this.#storage, owner: ownerOfObject(manifest.object), extract: this.#options.extract, signal, progress: limits.progress });
@@ -712,6 +713,19 @@ export class BackupStore implements ArchiveService {
   }
 }
 
+/**
+ * Every pack `tree` names is stored and long enough, and the tree is one a restore accepts: never commit a backup
+ * that cannot restore (a tree over the reader's bounds, a pack that went missing).
+ */
+function assertPacksStored(tree: Tree, stored: ReadonlyMap<string, number>): void {
+  const needed = new Map<number, number>();
+  for (const c of tree.chunks) if (c.encoding !== 'zero') needed.set(c.pack, Math.max(needed.get(c.pack) ?? 0, c.offset + c.stored));
+  for (const [pack, end] of needed) {
+    const size = stored.get(tree.packs[pack]!);
+    if (size === undefined || size < end) throw new WsdError('UNAVAILABLE', `pack ${tree.packs[pack]} that this backup uses is ${size === undefined ? 'missing' : 'shorter than indexed'}`);
+  }
+}
+
 export interface RestoreLimits {
   quotaBytes?: number;
   progress?: ProgressReporter;
@@ -779,12 +793,12 @@ const stagingPrefix = '.wsd-restore-';
  * into `dir`; the staging folder goes either way, and `dir` gets the staged root's mode, owner and times last (making
  * and removing the staging folder changes its mtime).
  *
- * `fill` gets the folder twice: by name, and `pinned`, a path through `/proc/self/fd` that resolves from the folder
- * wsd made whatever its name points at later. Whoever can write `dir` (the workspace user) can rename the staging
+ * `fill` gets the folder only as `pinned`, a path through `/proc/self/fd` that resolves from the folder wsd made
+ * whatever its name points at later, and as that descriptor (for a child process: tar gets it as its fd 3). Whoever can write `dir` (the workspace user) can rename the staging
  * folder and put a symlink in its place; code running as root writes and moves only through `pinned`. The folder is
  * checked to be ours (owner, mode 0700) once opened: a folder renamed into its place between mkdir and open is not.
  */
-async function staged<T extends { members: number; root?: RootMetadata }>(dir: string, fill: (staging: string, pinned: string) => Promise<T>): Promise<T> {
+async function staged<T extends { members: number; root?: RootMetadata }>(dir: string, fill: (pinned: string, fd: number) => Promise<T>): Promise<T> {
   const staging = path.join(dir, `${stagingPrefix}${randomBytes(6).toString('hex')}`);
   await mkdir(staging, { mode: 0o700 });
   let handle: FileHandle | undefined;
@@ -797,7 +811,7 @@ async function staged<T extends { members: number; root?: RootMetadata }>(dir: s
       throw new WsdError('FAILED_PRECONDITION', `restoring into ${dir}: the staging folder was replaced while it was made`);
     }
     const pinned = `/proc/self/fd/${handle.fd}`;
-    result = await fill(staging, pinned);
+    result = await fill(pinned, handle.fd);
     root = await moveInto(pinned, dir);
   } finally {
     await handle?.close();

@@ -63,7 +63,8 @@ export interface TrackedSpawnOptions {
   cwd?: string;
   /** The child's whole environment (default: the daemon's); the marker is added to it. */
   env?: NodeJS.ProcessEnv;
-  stdio?: 'pipe' | 'ignore' | 'inherit' | Array<StdioNull | StdioPipe>;
+  /** A number passes that descriptor of the daemon to the child (at the index it stands at). */
+  stdio?: 'pipe' | 'ignore' | 'inherit' | Array<StdioNull | StdioPipe | number>;
   uid?: number;
   gid?: number;
   /**

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { BackupStore, type ArchiveTarget } from '../../core/content/backup-store.js';
+import { ChunkIndex } from '../../core/content/repository/chunk-index.js';
+import { PackWriter } from '../../core/content/repository/pack-writer.js';
 import { RepositoryLocks } from '../../core/content/repository/repository-locks.js';
+import { buildTree } from '../../core/content/repository/tree-builder.js';
+import { scanTree } from '../../core/content/repository/tree-scanner.js';
 import { createLogger } from '../../core/observability/logger.js';
 import type { StorageBackend } from '../../core/storage/storage-backend.js';
 import { LocalStorageBackend } from '../../plugins/storage/local/local-storage-backend.js';
@@ -94,5 +98,37 @@ describe('garbage collection of chunked backups', () => {
     const packs = await keys(storage, 'gina/repo/packs/');
     assert.equal((await store.collectGarbage('gina')).outcome, 'refused');
     assert.deepEqual(await keys(storage, 'gina/repo/packs/'), packs);
+  });
+});
+
+describe('chunked backups against a changing workspace and a stale repository', () => {
+  it('a stale index entry (its pack gone) makes the next backup store the chunk again, not fail', async () => {
+    const { root, storage, store, ws } = setup({ keep: 5 });
+    writeFileSync(path.join(ws, 'a'), randomBytes(600 * 1024));
+    await store.write(target, ws, 'backup');
+    for (const key of await keys(storage, 'gina/repo/packs/')) await storage.delete({ key });
+    writeFileSync(path.join(ws, 'b'), 'new'); // "a" is unchanged: the node's cache and the index both still name its chunk
+    const next = await store.write(target, ws, 'backup');
+    const restored = path.join(root, 'restored');
+    mkdirSync(restored);
+    await store.restore(next, restored);
+    assert.deepEqual(await treeManifest(restored), await treeManifest(ws));
+  });
+
+  it('never stores a file reached through a folder swapped for a symlink after the scan', async () => {
+    const { root, ws } = setup();
+    mkdirSync(path.join(ws, 'a'));
+    writeFileSync(path.join(ws, 'a', 'secret'), 'mine');
+    const outside = path.join(root, 'outside');
+    mkdirSync(outside);
+    writeFileSync(path.join(outside, 'secret'), 'not yours');
+    const scanned = await scanTree(ws);
+    // The workspace user swaps the folder between the scan and the read.
+    renameSync(path.join(ws, 'a'), path.join(ws, 'a-old'));
+    symlinkSync(outside, path.join(ws, 'a'));
+    const storage = new LocalStorageBackend(path.join(root, 'storage2'));
+    const built = await buildTree({ root: ws, exclude: [], index: new ChunkIndex(), packs: new PackWriter(storage, 'gina'), level: 1, scanned: Promise.resolve(scanned) });
+    assert.equal(built.tree.entries.find((e) => e.path === 'a/secret'), undefined, 'the swapped file is left out');
+    assert.ok(built.warnings.some((w) => w.startsWith('a/secret')), built.warnings.join('; '));
   });
 });

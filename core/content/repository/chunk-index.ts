@@ -40,6 +40,20 @@ export class ChunkIndex {
   readonly packs = new Map<string, number>();
   /** The index objects this was built from. */
   readonly keys: string[] = [];
+  /** Index objects that could not be read (skipped): what they name is unknown, so nothing may be collected. */
+  unreadable = 0;
+
+  /**
+   * Forgets chunks whose pack is not in `packs` (id → size) or is shorter than the chunk's end: a stale entry
+   * (an index object a collection could not rewrite) must make a backup store the chunk again, not reference a hole.
+   */
+  retainStored(packs: ReadonlyMap<string, number>): void {
+    for (const [id, location] of this.chunks) {
+      const size = packs.get(location.pack);
+      if (size === undefined || size < location.offset + location.stored) this.chunks.delete(id);
+    }
+    for (const id of this.packs.keys()) if (!packs.has(id)) this.packs.delete(id);
+  }
 
   add(pack: IndexedPack): void {
     this.packs.set(pack.id, pack.size);
@@ -69,15 +83,18 @@ export class ChunkIndexStore {
     for await (const object of this.#storage.list({ prefix: indexPrefix(owner), ...(signal ? { signal } : {}) })) {
       if (object.key.endsWith('.json.zst')) keys.push(object.key);
     }
+    let unreadable = 0;
     const loaded = await mapLimit(keys, 8, async (key) => {
       try {
         return await this.#read(key, signal);
       } catch (error) {
         if ((error as WsdError).code === 'NOT_FOUND') return undefined; // replaced by a garbage collection meanwhile
         this.#log.warn('skipping an index object that cannot be read; its chunks will not be deduplicated', { key, error: error as Error });
+        unreadable++;
         return undefined;
       }
     });
+    index.unreadable = unreadable;
     for (const [i, packs] of loaded.entries()) {
       if (!packs) continue;
       index.keys.push(keys[i]!);

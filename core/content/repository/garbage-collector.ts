@@ -55,6 +55,11 @@ export class GarbageCollector {
       if (doomed.size === 0) return none('done');
       // The index first: rewritten without the doomed packs as one object, then the old objects go.
       const index = await this.#indexes.load(owner);
+      if (index.unreadable > 0) {
+        // Its entries could not be rewritten without the doomed packs, and backups would keep finding them.
+        this.#log.warn('garbage collection skipped: an index object cannot be read', { owner, unreadable: index.unreadable });
+        return none('refused');
+      }
       const kept: IndexedPack[] = [];
       const byPack = new Map<string, IndexedPack>();
       for (const [chunkId, location] of index.chunks) {

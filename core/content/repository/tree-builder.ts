@@ -76,8 +76,11 @@ export async function buildTree(options: {
   /** The tree's chunk slot for `data` (a view the caller reuses afterwards: copied when it must be kept). */
   const addChunk = async (data: Buffer): Promise<number> => {
     const id = createHash('sha256').update(data).digest('hex');
-    const known = chunkSlots.get(id) ?? (await pending.get(id));
+    const known = chunkSlots.get(id);
     if (known !== undefined) return known;
+    // Checked without yielding first: two readers of one new chunk must not both compress and store it.
+    const inFlight = pending.get(id);
+    if (inFlight) return inFlight;
     const existing = index.chunks.get(id);
     if (existing) return slot(id, existing);
     if (data.equals(zeros.subarray(0, data.length))) return slot(id, { encoding: 'zero', raw: data.length });
@@ -96,44 +99,46 @@ export async function buildTree(options: {
   };
 
   /**
+   * Opened by name, but only trusted once it is the file the scan saw (dev and inode): the scan walked pinned folder
+   * descriptors, while this path could meanwhile run through a folder swapped for a symlink (O_NOFOLLOW guards only
+   * the last name), which would make root read and store a file from outside the workspace.
+   */
+  const replaced = () => Object.assign(new Error('replaced since the scan'), { code: 'ELOOP' });
+  const isScanned = (info: { dev: number | bigint; ino: number | bigint; isFile(): boolean }, st: ScannedStat) =>
+    info.isFile() && info.dev.toString() === st.dev && info.ino.toString() === st.ino;
+  /**
    * A small file read with synchronous calls: open, fstat, read and close on the page cache take microseconds, while
    * four promise round trips through the thread pool cost more than the reading (28k files: ~3 s of the event loop).
+   * Undefined when it has grown past a chunk since the scan: the streaming read takes it (memory stays bounded).
    */
-  const readSmall = (rel: string): Buffer => {
+  const readSmall = (rel: string, st: ScannedStat): Buffer | undefined => {
     const fd = openSync(path.join(root, rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'ELOOP' });
-      const buffer = Buffer.allocUnsafe(Math.min(st.size, minChunkBytes) + 1);
+      const info = fstatSync(fd, { bigint: true });
+      if (!isScanned(info, st)) throw replaced();
+      if (info.size > BigInt(minChunkBytes)) return undefined;
+      const buffer = Buffer.allocUnsafe(minChunkBytes + 1);
       let filled = 0;
       for (;;) {
         const n = readSync(fd, buffer, filled, buffer.length - filled, null);
-        if (n === 0) break;
+        if (n === 0) return buffer.subarray(0, filled);
         filled += n;
-        if (filled === buffer.length) return Buffer.concat([buffer, readRest(fd)]);
+        if (filled === buffer.length) return undefined; // grew while read
       }
-      return buffer.subarray(0, filled);
     } finally {
       closeSync(fd);
     }
   };
-  const readFile = async (rel: string, expected: number): Promise<{ chunks: number[]; size: number }> => {
-    if (expected <= minChunkBytes) {
-      const data = readSmall(rel);
-      readBytes += data.length;
-      // It may have grown since the scan: cut it like any file (a chunk is never larger than the maximum).
-      const chunks: number[] = [];
-      for (let start = 0; start < data.length; ) {
-        const cut = nextCut(data, start, data.length, true);
-        chunks.push(await addChunk(data.subarray(start, cut)));
-        start = cut;
-      }
-      return { chunks, size: data.length };
+  const readFile = async (rel: string, st: ScannedStat): Promise<{ chunks: number[]; size: number }> => {
+    const small = st.size <= minChunkBytes ? readSmall(rel, st) : undefined;
+    if (small) {
+      readBytes += small.length;
+      return { chunks: small.length > 0 ? [await addChunk(small)] : [], size: small.length };
     }
     const handle = await open(path.join(root, rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
-      // Opened without following a symlink and without blocking on a fifo: a file swapped since the scan is skipped.
-      if (!(await handle.stat()).isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'ELOOP' });
+      // Opened without following a symlink and without blocking on a fifo; a file swapped since the scan is skipped.
+      if (!isScanned(await handle.stat({ bigint: true }), st)) throw replaced();
       const chunks: number[] = [];
       let size = 0;
       const buffer = Buffer.allocUnsafe(2 * maxChunkBytes);
@@ -189,6 +194,7 @@ export async function buildTree(options: {
   const entries: Array<TreeEntry | undefined> = new Array(scanned.length);
   const firstLink = new Map<string, string>();
   const reads = new Semaphore(4);
+  let failure: { error: unknown } | undefined;
   const work: Array<Promise<void>> = [];
   for (const [i, { path: rel, stat: st }] of scanned.entries()) {
     const base = { path: rel, mode: st.mode, uid: st.uid, gid: st.gid, mtimeNs: st.mtimeNs };
@@ -223,8 +229,9 @@ export async function buildTree(options: {
       work.push(
         reads.run(async () => {
           signal?.throwIfAborted();
+          if (failure) return; // the backup has failed: read nothing more
           try {
-            const { chunks, size } = await readFile(rel, st.size);
+            const { chunks, size } = await readFile(rel, st);
             entries[i] = { ...base, type: 'file', size, chunks };
             dataBytes += size;
             // A file that changed while read must be read again next time: no stat to match.
@@ -236,11 +243,15 @@ export async function buildTree(options: {
             else throw new WsdError('UNAVAILABLE', `reading ${rel}: ${(error as Error).message}`, { cause: error });
           }
           options.progress?.({ files });
+        }).catch((error: unknown) => {
+          failure ??= { error };
         }),
       );
     }
   }
+  // Every read settles before a failure is reported: nothing reads or uploads behind a backup that has given up.
   await Promise.all(work);
+  if (failure) throw failure.error;
   await packs.finish();
 
   // Entries that vanished while reading are dropped, and so is anything below a folder that did.
@@ -295,12 +306,3 @@ export async function buildTree(options: {
   return { tree, stats, files, dataBytes, readBytes, warnings };
 }
 
-function readRest(fd: number): Buffer {
-  const parts: Buffer[] = [];
-  for (;;) {
-    const part = Buffer.allocUnsafe(1024 * 1024);
-    const n = readSync(fd, part, 0, part.length, null);
-    if (n === 0) return Buffer.concat(parts);
-    parts.push(part.subarray(0, n));
-  }
-}

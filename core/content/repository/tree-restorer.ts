@@ -18,6 +18,7 @@ import { decompressFrame } from './zstd-frames.js';
 /** Ranged reads merge neighbouring chunks across gaps up to this size, into reads of at most `maxRangeBytes`. */
 const maxGapBytes = 1024 * 1024;
 const maxRangeBytes = 8 * 1024 * 1024;
+const maxRangeRawBytes = 32 * 1024 * 1024;
 const fetchAttempts = 4;
 
 /** What the restored folder itself gets: the tree root's mode, owner (under the ownership policy) and mtime in seconds. */
@@ -138,26 +139,32 @@ export async function restoreTree(options: {
       }));
       signal?.throwIfAborted();
       const pending: Array<Promise<void>> = [];
-      for (const [i, index] of range.chunks.entries()) {
-        const content = contents[i]!;
-        for (const target of targets.get(index)!) {
-          written += content.length;
-          if (target.offset === 0 && target.file.entry.size === content.length && target.file.handle === undefined) {
-            target.file.remaining--;
-            writeWhole(target.file, content);
-            continue;
+      try {
+        for (const [i, index] of range.chunks.entries()) {
+          const content = contents[i]!;
+          for (const target of targets.get(index)!) {
+            written += content.length;
+            if (target.offset === 0 && target.file.entry.size === content.length && target.file.handle === undefined) {
+              target.file.remaining--;
+              writeWhole(target.file, content);
+              continue;
+            }
+            pending.push(
+              fs.run(async () => {
+                const handle = await openFor(target.file);
+                await handle.write(content, 0, content.length, target.offset);
+                if (--target.file.remaining === 0) await finish(target.file);
+              }),
+            );
           }
-          pending.push(
-            fs.run(async () => {
-              const handle = await openFor(target.file);
-              await handle.write(content, 0, content.length, target.offset);
-              if (--target.file.remaining === 0) await finish(target.file);
-            }),
-          );
         }
+      } finally {
+        // Every write of this range settles before it reports, a failure included: none outlives the restore.
+        const outcomes = await Promise.allSettled(pending);
+        const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+        if (failed) throw failed.reason;
       }
       options.progress?.({ bytes: written });
-      await Promise.all(pending);
     });
 
     for (const e of tree.entries) if (e.type === 'hardlink') await link(abs(e.target!), abs(e.path));
@@ -216,6 +223,8 @@ interface Range {
   pack: number;
   offset: number;
   length: number;
+  /** Bytes its chunks decode to. */
+  raw: number;
   chunks: number[];
 }
 
@@ -235,15 +244,20 @@ function planRanges(tree: Tree, targets: Map<number, Target[]>): Range[] {
     for (const index of list) {
       const ref = tree.chunks[index]!;
       const end = ref.offset + ref.stored;
-      if (current && ref.offset >= current.offset + current.length && ref.offset - (current.offset + current.length) <= maxGapBytes && end - current.offset <= maxRangeBytes) {
+      // Bounded by what it decodes to as well: chunks of nearly all zeros compress ~30 000×, and a range's chunks are
+      // decoded together.
+      const fits = current && current.raw + ref.raw <= maxRangeRawBytes && end - current.offset <= maxRangeBytes;
+      if (current && fits && ref.offset >= current.offset + current.length && ref.offset - (current.offset + current.length) <= maxGapBytes) {
         current.length = end - current.offset;
+        current.raw += ref.raw;
         current.chunks.push(index);
-      } else if (current && ref.offset < current.offset + current.length) {
+      } else if (current && fits && ref.offset < current.offset + current.length) {
         // Two refs to the same bytes (a chunk stored twice under one id): the range already holds them.
         current.length = Math.max(current.length, end - current.offset);
+        current.raw += ref.raw;
         current.chunks.push(index);
       } else {
-        current = { pack, offset: ref.offset, length: ref.stored, chunks: [index] };
+        current = { pack, offset: ref.offset, length: ref.stored, raw: ref.raw, chunks: [index] };
         ranges.push(current);
       }
     }

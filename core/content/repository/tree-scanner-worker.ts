@@ -1,5 +1,4 @@
-import { lstatSync, readdirSync, type BigIntStats } from 'node:fs';
-import path from 'node:path';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, type BigIntStats } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ScannedEntry, ScannedStat, ScanReply } from './tree-scanner.js';
 
@@ -32,38 +31,53 @@ function describe(st: BigIntStats): ScannedStat | undefined {
   };
 }
 
-function walk(dir: string, out: ScannedEntry[]): void {
-  let raw: Buffer[];
+/**
+ * Lists the folder `dir` (relative), opened by `opening` (its name below the parent's descriptor) without following
+ * a symlink and checked to be the folder the parent's listing saw (`expected` dev/ino): every name below is then resolved from that folder
+ * (`/proc/self/fd/N/name`), so a workspace user who swaps a folder for a symlink meanwhile points the walk nowhere
+ * else. The descriptor is the process's, so the main thread could use it too; it is closed before this returns.
+ */
+function walk(dir: string, opening: string, expected: ScannedStat, out: ScannedEntry[]): void {
+  let fd: number;
   try {
-    raw = readdirSync(path.join(root, dir), { encoding: 'buffer' });
+    fd = openSync(opening, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return; // removed while scanning
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return; // removed or replaced while scanning
     throw error;
   }
-  raw.sort(Buffer.compare); // byte order of UTF-8 names, the order GNU tar and object stores use
-  for (const name of raw) {
-    const text = name.toString('utf8');
-    const rel = dir === '' ? text : `${dir}/${text}`;
-    // Node reads a name that is not UTF-8 as replacement characters: such a file could not be read back by name.
-    if (!Buffer.from(text, 'utf8').equals(name)) throw Object.assign(new Error(`${JSON.stringify(rel)} is not a valid UTF-8 name`), { nonUtf8: rel });
-    if (excluded.has(rel)) continue;
-    let st: BigIntStats;
-    try {
-      st = lstatSync(path.join(root, rel), { bigint: true });
-    } catch {
-      continue; // removed while scanning: the next backup sees it
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    if (st.dev.toString() !== expected.dev || st.ino.toString() !== expected.ino) return; // replaced while scanning
+    const pinned = `/proc/self/fd/${fd}`;
+    const raw = readdirSync(pinned, { encoding: 'buffer' });
+    raw.sort(Buffer.compare); // byte order of UTF-8 names, the order GNU tar and object stores use
+    for (const name of raw) {
+      const text = name.toString('utf8');
+      const rel = dir === '' ? text : `${dir}/${text}`;
+      // Node reads a name that is not UTF-8 as replacement characters: such a file could not be read back by name.
+      if (!Buffer.from(text, 'utf8').equals(name)) throw Object.assign(new Error(`${JSON.stringify(rel)} is not a valid UTF-8 name`), { nonUtf8: rel });
+      if (excluded.has(rel)) continue;
+      let child: BigIntStats;
+      try {
+        child = lstatSync(`${pinned}/${text}`, { bigint: true });
+      } catch {
+        continue; // removed while scanning: the next backup sees it
+      }
+      const stat = describe(child);
+      if (!stat) continue;
+      out.push({ path: rel, stat });
+      if (stat.kind === 'dir') walk(rel, `${pinned}/${text}`, stat, out);
     }
-    const stat = describe(st);
-    if (!stat) continue;
-    out.push({ path: rel, stat });
-    if (stat.kind === 'dir') walk(rel, out);
+  } finally {
+    closeSync(fd);
   }
 }
 
 try {
-  const entries: ScannedEntry[] = [{ path: '', stat: describe(lstatSync(root, { bigint: true }))! }];
-  walk('', entries);
+  const top = describe(lstatSync(root, { bigint: true }))!;
+  const entries: ScannedEntry[] = [{ path: '', stat: top }];
+  walk('', root, top, entries);
   parentPort!.postMessage({ entries } satisfies ScanReply);
 } catch (error) {
   const e = error as NodeJS.ErrnoException & { nonUtf8?: string };
