@@ -28,3 +28,27 @@ export class Semaphore {
     }
   }
 }
+
+/**
+ * `fn` over `items`, at most `limit` at once, results in input order. After the first failure no new item starts,
+ * and it rejects with that failure once the items already running have settled: nothing keeps working behind a
+ * caller that has moved on (a restore removing its staging folder, say).
+ */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (!failure && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i]!, i);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure) throw failure.error;
+  return results;
+}

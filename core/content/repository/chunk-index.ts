@@ -4,9 +4,10 @@ import path from 'node:path';
 import { WsdError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
 import type { StorageBackend } from '../../storage/storage-backend.js';
+import { mapLimit } from '../semaphore.js';
 import { readBounded } from './read-bounded.js';
 import { indexPrefix, timeNonce } from './repository-layout.js';
-import { isHexId, type ChunkEncoding, zstdBound } from './tree.js';
+import { encodingCodes, encodings, isHexId, type ChunkEncoding, zstdBound } from './tree.js';
 import { compressFrame, decompressFrame } from './zstd-frames.js';
 import { maxChunkBytes } from './chunker.js';
 
@@ -26,8 +27,6 @@ export interface IndexedPack {
 
 /** Index objects list thousands of chunks; anything far larger is not one. */
 const maxIndexJsonBytes = 64 * 1024 * 1024;
-const encodingCodes: Record<ChunkEncoding, number> = { raw: 0, zstd: 1, zero: 2 };
-const encodings: ChunkEncoding[] = ['raw', 'zstd', 'zero'];
 
 /**
  * What an owner's repository holds: chunk id → where it is stored, and the packs with their sizes. Built from the
@@ -177,28 +176,4 @@ export class ChunkIndexStore {
       .then(() => rename(`${file}.tmp`, file))
       .catch(() => {});
   }
-}
-
-/**
- * `fn` over `items`, at most `limit` at once, results in input order. After the first failure no new item starts,
- * and it rejects with that failure once the items already running have settled: nothing keeps working behind a
- * caller that has moved on (a restore removing its staging folder, say).
- */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (!failure && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i]!, i);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure) throw failure.error;
-  return results;
 }

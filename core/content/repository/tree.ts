@@ -60,8 +60,9 @@ const maxNameBytes = 255;
 
 const typeCodes: Record<EntryType, string> = { dir: 'd', file: 'f', symlink: 'l', hardlink: 'h', fifo: 'p', char: 'c', block: 'b' };
 const typesByCode = new Map(Object.entries(typeCodes).map(([type, code]) => [code, type as EntryType]));
-const encodingCodes: Record<ChunkEncoding, number> = { raw: 0, zstd: 1, zero: 2 };
-const encodings: ChunkEncoding[] = ['raw', 'zstd', 'zero'];
+/** How a chunk's encoding is written in trees and index objects. */
+export const encodingCodes: Record<ChunkEncoding, number> = { raw: 0, zstd: 1, zero: 2 };
+export const encodings: ChunkEncoding[] = ['raw', 'zstd', 'zero'];
 
 /** The JSON form: short keys and arrays (a tree of 30k files is ~3 MB of JSON, ~1 MB compressed). */
 export function encodeTree(tree: Tree): string {
